@@ -36,7 +36,9 @@ def check_frames(frames: Sequence[Frame], *, count: int, width: int, height: int
             if not isinstance(plane, np.ndarray):
                 raise FrameMismatch(f"frame {index} plane {name}: not a numpy array")
             if plane.dtype != np.uint8:
-                raise FrameMismatch(f"frame {index} plane {name}: dtype {plane.dtype}, expected uint8")
+                raise FrameMismatch(
+                    f"frame {index} plane {name}: dtype {plane.dtype}, expected uint8"
+                )
             if plane.shape != shape:
                 raise FrameMismatch(
                     f"frame {index} plane {name}: shape {plane.shape}, expected {shape}"

@@ -1,0 +1,87 @@
+"""Settings: one Pydantic object read from ``codeclab.toml`` and ``CODECLAB_*`` variables.
+
+Precedence, highest first: explicit arguments (the command line), environment variables,
+``codeclab.toml`` in the working directory (or the file named by ``CODECLAB_CONFIG``),
+then the defaults below. Bad values fail early with the field's name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SAMPLE_CLIP = Path(__file__).parent / "data" / "cars_320x240_30f.y4m"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("CODECLAB_CONFIG", "codeclab.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything a campaign or an evaluation needs to know, with honest defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="CODECLAB_", extra="forbid")
+
+    home: Path = Field(Path("codeclab-data"), description="data directory: database, artifacts")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home")
+    clips: list[Path] = Field(default_factory=lambda: [SAMPLE_CLIP])
+    max_frames: int | None = Field(None, ge=1, description="use only the first N frames")
+    qualities: list[int] = Field(default_factory=lambda: [20, 40, 60, 80])
+    baselines: list[Literal["x264", "x265", "svtav1"]] = Field(
+        default_factory=lambda: ["x264", "x265", "svtav1"]
+    )
+    target_kbps: float = Field(1000.0, gt=0)
+    designer: Literal["evolve"] = "evolve"
+    iterations: int = Field(4, ge=1)
+    seed: int = 0
+    timeout_s: float | None = Field(None, gt=0, description="wall-clock limit per process")
+    memory_mb: int | None = Field(None, ge=64, description="address-space limit per process")
+    max_source_bytes: int = Field(256 * 1024, ge=1024)
+
+    @field_validator("qualities")
+    @classmethod
+    def _qualities_in_range(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("at least one quality is needed")
+        bad = [q for q in value if not 1 <= q <= 100]
+        if bad:
+            raise ValueError(f"qualities must be in 1..100, got {bad}")
+        return sorted(set(value))
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'codeclab.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return init_settings, env_settings, toml
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with command-line overrides; ``None`` means 'not given on the command line'."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

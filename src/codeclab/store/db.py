@@ -1,0 +1,350 @@
+"""Experiment store on SQLAlchemy: programs with lineage, experiments, results, baselines, phases.
+
+An experiment is written in one transaction when it has finished, so a campaign killed at
+any moment leaves either the whole experiment or nothing. Figures live in typed columns
+(one row per clip and quality), not in one opaque JSON string, so the dashboard can query them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from codeclab.record import (
+    Artifacts,
+    BaselineCurve,
+    BaselineRungRecord,
+    BdRate,
+    ClipInfo,
+    ExperimentRecord,
+    PhaseRecord,
+    Reasoning,
+    RungResult,
+    Target,
+    utcnow,
+)
+
+METRIC_COLUMNS = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y")
+RUNG_COLUMNS = (
+    "clip",
+    "bytes",
+    "frames",
+    "width",
+    "height",
+    "fps",
+    "kbps",
+    "bpp",
+    "encode_s",
+    "decode_s",
+    *METRIC_COLUMNS,
+)
+
+
+class StoreError(RuntimeError):
+    """The experiment store cannot be reached or written."""
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Program(Base):
+    __tablename__ = "programs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    parent_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    designer: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    designer: Mapped[str] = mapped_column(String(40))
+    seed: Mapped[int] = mapped_column(Integer)
+    iterations: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    iteration: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    phase: Mapped[str | None] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    program_sha256: Mapped[str] = mapped_column(ForeignKey("programs.sha256"), index=True)
+    designer: Mapped[str] = mapped_column(String(40))
+    reasoning: Mapped[dict[str, Any]] = mapped_column(JSON)
+    isolation: Mapped[str] = mapped_column(String(16))
+    source_bytes: Mapped[int] = mapped_column(Integer)
+    qualities: Mapped[list[Any]] = mapped_column(JSON)
+    clips: Mapped[list[Any]] = mapped_column(JSON)
+    bd_rate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    target: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    artifacts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    program: Mapped[Program] = relationship()
+    results: Mapped[list[Result]] = relationship(cascade="all, delete-orphan", order_by="Result.id")
+    baseline_rungs: Mapped[list[BaselineRow]] = relationship(
+        cascade="all, delete-orphan", order_by="BaselineRow.id"
+    )
+    phases: Mapped[list[Phase]] = relationship(cascade="all, delete-orphan", order_by="Phase.id")
+
+
+class _RungColumns:
+    clip: Mapped[str] = mapped_column(String(200))
+    bytes: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    fps: Mapped[float] = mapped_column(Float)
+    kbps: Mapped[float] = mapped_column(Float)
+    bpp: Mapped[float] = mapped_column(Float)
+    encode_s: Mapped[float] = mapped_column(Float)
+    decode_s: Mapped[float] = mapped_column(Float)
+    psnr_y: Mapped[float] = mapped_column(Float)
+    psnr_u: Mapped[float] = mapped_column(Float)
+    psnr_v: Mapped[float] = mapped_column(Float)
+    psnr_yuv: Mapped[float] = mapped_column(Float)
+    ssim_y: Mapped[float] = mapped_column(Float)
+
+
+class Result(_RungColumns, Base):
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("experiment_id", "clip_sha256", "quality"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), index=True)
+    clip_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    quality: Mapped[int] = mapped_column(Integer)
+    bitstream_sha256: Mapped[str] = mapped_column(String(64))
+    decoded_sha256: Mapped[str] = mapped_column(String(64))
+    per_frame: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class BaselineRow(_RungColumns, Base):
+    __tablename__ = "baseline_rungs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), index=True)
+    encoder: Mapped[str] = mapped_column(String(20))
+    version: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    clip_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    crf: Mapped[int] = mapped_column(Integer)
+
+
+class Phase(Base):
+    __tablename__ = "phases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), index=True)
+    name: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10))
+    seconds: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+def _rung_values(rung: Any) -> dict[str, Any]:
+    return {name: getattr(rung, name) for name in RUNG_COLUMNS}
+
+
+class ExperimentStore:
+    """Reads and writes experiment records; the only code that knows the table layout."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the experiment store: {exc.orig}") from exc
+
+    def add_campaign(
+        self, campaign_id: str, designer: str, seed: int, iterations: int, settings: dict[str, Any]
+    ) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(
+                Campaign(
+                    id=campaign_id,
+                    designer=designer,
+                    seed=seed,
+                    iterations=iterations,
+                    settings=settings,
+                )
+            )
+
+    def save(self, record: ExperimentRecord, source: str) -> None:
+        """Write the program (once, by hash) and the whole experiment in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            if session.get(Experiment, record.experiment_id) is not None:
+                return  # idempotent: a resumed campaign may offer the same experiment again
+            if session.get(Program, record.program_sha256) is None:
+                session.add(
+                    Program(
+                        sha256=record.program_sha256,
+                        name=record.program_name,
+                        source=source,
+                        parent_sha256=record.parent_sha256,
+                        designer=record.designer,
+                    )
+                )
+            session.add(self._to_row(record))
+
+    def _to_row(self, r: ExperimentRecord) -> Experiment:
+        row = Experiment(
+            id=r.experiment_id,
+            campaign_id=r.campaign_id,
+            iteration=r.iteration,
+            status=r.status,
+            phase=r.phase,
+            error=r.error,
+            program_sha256=r.program_sha256,
+            designer=r.designer,
+            reasoning=r.reasoning.model_dump(),
+            isolation=r.isolation,
+            source_bytes=r.source_bytes,
+            qualities=r.qualities,
+            clips=[c.model_dump() for c in r.clips],
+            bd_rate={
+                enc: {m: b.model_dump() for m, b in by.items()} for enc, by in r.bd_rate.items()
+            },
+            target=r.target.model_dump() if r.target else None,
+            artifacts=r.artifacts.model_dump(),
+            versions=r.versions,
+            created_at=r.created_at,
+        )
+        row.results = [
+            Result(
+                **_rung_values(x),
+                clip_sha256=x.clip_sha256,
+                quality=x.quality,
+                bitstream_sha256=x.bitstream_sha256,
+                decoded_sha256=x.decoded_sha256,
+                per_frame=[f.model_dump() for f in x.per_frame],
+            )
+            for x in r.results
+        ]
+        row.baseline_rungs = [
+            BaselineRow(
+                **_rung_values(rung),
+                encoder=curve.encoder,
+                version=curve.version,
+                settings=curve.settings,
+                clip_sha256=curve.clip_sha256,
+                crf=rung.crf,
+            )
+            for curves in r.baselines.values()
+            for curve in curves
+            for rung in curve.rungs
+        ]
+        row.phases = [
+            Phase(name=p.name, status=p.status, seconds=p.seconds, error=p.error) for p in r.phases
+        ]
+        return row
+
+    def get(self, experiment_id: str) -> ExperimentRecord | None:
+        """The record by id, or by a unique id prefix (as people type them)."""
+        with Session(self.engine) as session:
+            row = session.get(Experiment, experiment_id)
+            if row is None:
+                matches = session.scalars(
+                    select(Experiment).where(Experiment.id.startswith(experiment_id)).limit(2)
+                ).all()
+                row = matches[0] if len(matches) == 1 else None
+            return self._to_record(row) if row else None
+
+    def source(self, program_sha256: str) -> str | None:
+        with Session(self.engine) as session:
+            program = session.get(Program, program_sha256)
+            return program.source if program else None
+
+    def list(
+        self, *, campaign_id: str | None = None, limit: int | None = None
+    ) -> list[ExperimentRecord]:
+        """Experiments, oldest first (iteration order within a campaign)."""
+        query = select(Experiment).order_by(Experiment.created_at)
+        if campaign_id:
+            query = query.where(Experiment.campaign_id == campaign_id)
+        if limit:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return [self._to_record(row) for row in session.scalars(query)]
+
+    @staticmethod
+    def _to_record(row: Experiment) -> ExperimentRecord:
+        curves: dict[tuple[str, str], BaselineCurve] = {}
+        for b in row.baseline_rungs:
+            curve = curves.setdefault(
+                (b.encoder, b.clip_sha256),
+                BaselineCurve(
+                    encoder=b.encoder,
+                    version=b.version,
+                    settings=b.settings,
+                    clip_sha256=b.clip_sha256,
+                    rungs=[],
+                ),
+            )
+            curve.rungs.append(BaselineRungRecord(**_rung_values(b), crf=b.crf))
+        baselines: dict[str, list[BaselineCurve]] = {}
+        for (encoder, _), curve in curves.items():
+            baselines.setdefault(encoder, []).append(curve)
+        return ExperimentRecord(
+            experiment_id=row.id,
+            campaign_id=row.campaign_id,
+            iteration=row.iteration,
+            status=row.status,
+            phase=row.phase,
+            error=row.error,
+            program_sha256=row.program_sha256,
+            program_name=row.program.name,
+            parent_sha256=row.program.parent_sha256,
+            designer=row.designer,
+            reasoning=Reasoning(**row.reasoning),
+            isolation=row.isolation,
+            source_bytes=row.source_bytes,
+            qualities=row.qualities,
+            clips=[ClipInfo(**c) for c in row.clips],
+            results=[
+                RungResult(
+                    **_rung_values(x),
+                    quality=x.quality,
+                    clip_sha256=x.clip_sha256,
+                    bitstream_sha256=x.bitstream_sha256,
+                    decoded_sha256=x.decoded_sha256,
+                    per_frame=x.per_frame,
+                )
+                for x in row.results
+            ],
+            baselines=baselines,
+            bd_rate={e: {m: BdRate(**b) for m, b in by.items()} for e, by in row.bd_rate.items()},
+            target=Target(**row.target) if row.target else None,
+            phases=[
+                PhaseRecord(name=p.name, status=p.status, seconds=p.seconds, error=p.error)
+                for p in row.phases
+            ],
+            artifacts=Artifacts(**row.artifacts),
+            versions=row.versions,
+            created_at=row.created_at,
+        )
