@@ -23,8 +23,8 @@ from sqlalchemy import (
     create_engine,
     select,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from codeclab.record import (
@@ -172,14 +172,15 @@ class ExperimentStore:
     """Reads and writes experiment records; the only code that knows the table layout."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.url = url
-        self.engine: Engine = create_engine(url)
+        self.url = make_url(url).render_as_string(hide_password=True)  # safe to print
         try:
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url)
             Base.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise StoreError(f"cannot open the experiment store: {exc.orig}") from exc
+        except (SQLAlchemyError, OSError, ImportError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot open the experiment store {self.url}: {reason}") from exc
 
     def add_campaign(
         self, campaign_id: str, designer: str, seed: int, iterations: int, settings: dict[str, Any]
