@@ -72,23 +72,21 @@ def fps_fraction(fps: float) -> Fraction:
 
 
 def frame_from_av(frame: av.VideoFrame) -> Frame:
-    """Split a yuv420p PyAV frame into Y, U and V planes (copies, contiguous)."""
-    array = frame.to_ndarray(format="yuv420p")
-    height, width = frame.height, frame.width
-    quarter = (height // 2) * (width // 2)
-    chroma = array[height:].reshape(-1)
-    y = np.ascontiguousarray(array[:height])
-    u = chroma[:quarter].reshape(height // 2, width // 2).copy()
-    v = chroma[quarter : 2 * quarter].reshape(height // 2, width // 2).copy()
-    return y, u, v
+    """Split a PyAV frame (converted to yuv420p if needed) into contiguous Y, U, V planes."""
+    flat = frame.to_ndarray(format="yuv420p").ravel()
+    width, height = frame.width, frame.height
+    luma, chroma = width * height, (width // 2) * (height // 2)
+    return (
+        flat[:luma].reshape(height, width).copy(),
+        flat[luma : luma + chroma].reshape(height // 2, width // 2).copy(),
+        flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2).copy(),
+    )
 
 
 def frame_to_av(frame: Frame) -> av.VideoFrame:
-    """Build a yuv420p PyAV frame from planes, the inverse of :func:`frame_from_av`."""
-    y, u, v = frame
-    width = y.shape[1]
-    stacked = np.concatenate([y, u.reshape(-1, width), v.reshape(-1, width)])
-    return av.VideoFrame.from_ndarray(stacked, format="yuv420p")
+    """Build a yuv420p PyAV frame: its array is the three planes end to end in rows of W."""
+    packed = np.concatenate([plane.ravel() for plane in frame]).reshape(-1, frame[0].shape[1])
+    return av.VideoFrame.from_ndarray(packed, format="yuv420p")
 
 
 def _describe_conversion(frame: av.VideoFrame) -> list[str]:

@@ -1,0 +1,157 @@
+"""Baselines are real encodes of the source, decoded and scored by the lab, and cached safely."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from codeclab.evaluate.baselines import (
+    ENCODERS,
+    RUNG_JSON,
+    BaselineRung,
+    baseline_curve,
+    encode_rung,
+    encoder_version,
+    settings,
+)
+from codeclab.evaluate.metrics import IDENTICAL_PSNR, score
+from codeclab.frames import Frame
+
+SAMPLE = Path(__file__).parents[1] / "src" / "codeclab" / "data" / "cars_320x240_30f.y4m"
+FPS = 30.0
+CLIP = "0" * 64
+
+
+def read_crop(width: int, height: int, count: int) -> list[Frame]:
+    """The first frames of the bundled sample, cropped, decoded with PyAV directly."""
+    frames: list[Frame] = []
+    with av.open(str(SAMPLE)) as container:
+        for video_frame in container.decode(video=0):
+            if len(frames) == count:
+                break
+            packed = video_frame.to_ndarray(format="yuv420p")
+            full_h, full_w = packed.shape[0] * 2 // 3, packed.shape[1]
+            y = packed[:full_h]
+            u, v = packed[full_h:].reshape(2, full_h // 2, full_w // 2)
+            frames.append(
+                (
+                    np.ascontiguousarray(y[100 : 100 + height, 120 : 120 + width]),
+                    np.ascontiguousarray(u[50 : 50 + height // 2, 60 : 60 + width // 2]),
+                    np.ascontiguousarray(v[50 : 50 + height // 2, 60 : 60 + width // 2]),
+                )
+            )
+    return frames
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    return read_crop(96, 64, 4)
+
+
+def decode_independently(path: str) -> list[Frame]:
+    """Decode with PyAV's own choice of decoder, not the module's code."""
+    out = []
+    with av.open(path) as container:
+        for video_frame in container.decode(video=0):
+            flat = video_frame.to_ndarray(format="yuv420p").ravel()
+            w, h = video_frame.width, video_frame.height
+            q = (w // 2) * (h // 2)
+            out.append(
+                (
+                    flat[: w * h].reshape(h, w),
+                    flat[w * h : w * h + q].reshape(h // 2, w // 2),
+                    flat[w * h + q :].reshape(h // 2, w // 2),
+                )
+            )
+    return out
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_rung_is_a_real_encode_scored_from_its_file(
+    encoder: str, frames: list[Frame], tmp_path: Path
+) -> None:
+    crf = ENCODERS[encoder].crf_ladder[1]
+    rung = encode_rung(frames, FPS, encoder, crf, tmp_path / "stream.bin")
+    assert Path(rung.bitstream).stat().st_size == rung.bytes > 0
+    assert (rung.frames, rung.width, rung.height, rung.crf) == (4, 96, 64, crf)
+    assert rung.kbps == pytest.approx(rung.bytes * 8 * FPS / 4 / 1000)
+    assert rung.bpp == pytest.approx(rung.bytes * 8 / (4 * 96 * 64))
+    again = score(frames, decode_independently(rung.bitstream))
+    assert (rung.psnr_y, rung.psnr_yuv, rung.ssim_y) == (again.psnr_y, again.psnr_yuv, again.ssim_y)
+    assert 20 < rung.psnr_y < IDENTICAL_PSNR
+
+
+def test_lossless_x264_round_trips_planes_exactly_with_odd_chroma(tmp_path: Path) -> None:
+    # 62x46 has 31x23 chroma planes: the plane layout must not assume H/2 or W/2 even.
+    frames = read_crop(62, 46, 2)
+    rung = encode_rung(frames, 29.97, "x264", 0, tmp_path / "lossless.h264")
+    assert rung.psnr_y == rung.psnr_u == rung.psnr_v == IDENTICAL_PSNR
+
+
+@pytest.fixture(scope="module")
+def curves(frames: list[Frame], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    cache = tmp_path_factory.mktemp("baselines")
+    return {
+        "cache": cache,
+        "rungs": {e: baseline_curve(frames, FPS, CLIP, e, cache) for e in ENCODERS},
+    }
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_psnr_rises_as_crf_falls(encoder: str, curves: dict) -> None:
+    rungs: list[BaselineRung] = curves["rungs"][encoder]
+    assert [r.crf for r in rungs] == sorted(ENCODERS[encoder].crf_ladder, reverse=True)
+    assert all(a.psnr_y < b.psnr_y for a, b in pairwise(rungs))
+    assert all(a.kbps < b.kbps for a, b in pairwise(rungs))
+    for rung in rungs:
+        assert Path(rung.bitstream).stat().st_size == rung.bytes
+        assert Path(rung.bitstream).parent.parent == curves["cache"]
+
+
+def json_mtimes(rungs: list[BaselineRung]) -> dict[int, int]:
+    return {r.crf: (Path(r.bitstream).parent / RUNG_JSON).stat().st_mtime_ns for r in rungs}
+
+
+def test_cache_hit_does_not_reencode(frames: list[Frame], curves: dict) -> None:
+    first = curves["rungs"]["x264"]
+    before = json_mtimes(first)
+    again = baseline_curve(frames, FPS, CLIP, "x264", curves["cache"])
+    assert again == first  # timings included: they were read back, not measured again
+    assert json_mtimes(again) == before
+
+
+def test_truncated_bitstream_is_reencoded(frames: list[Frame], curves: dict) -> None:
+    first = curves["rungs"]["x265"]
+    before = json_mtimes(first)
+    damaged = first[0]
+    with open(damaged.bitstream, "r+b") as handle:
+        handle.truncate(damaged.bytes // 2)
+    again = baseline_curve(frames, FPS, CLIP, "x265", curves["cache"])
+    after = json_mtimes(again)
+    assert after[damaged.crf] != before[damaged.crf]
+    assert {c: t for c, t in after.items() if c != damaged.crf} == {
+        c: t for c, t in before.items() if c != damaged.crf
+    }
+    assert Path(again[0].bitstream).stat().st_size == again[0].bytes == damaged.bytes
+    assert not [p for p in curves["cache"].iterdir() if p.name.startswith(".")]
+
+
+def test_ladder_extends_to_cover_requested_kbps(frames: list[Frame], curves: dict) -> None:
+    default = curves["rungs"]["x264"]
+    low, high = default[0].kbps * 0.8, default[-1].kbps * 1.5
+    rungs = baseline_curve(frames, FPS, CLIP, "x264", curves["cache"], cover_kbps=(low, high))
+    assert rungs[0].kbps <= low or rungs[0].crf == 51
+    assert rungs[-1].kbps >= high
+    assert set(r.crf for r in default) < set(r.crf for r in rungs)
+    assert all(r.crf % 5 == 2 or r.crf == 51 for r in rungs)
+
+
+def test_settings_and_version_state_the_encoder() -> None:
+    assert settings("x264")["preset"] == "medium"
+    assert settings("x265")["options"] == {"x265-params": "log-level=error:info=0"}
+    assert (settings("svtav1")["codec"], settings("svtav1")["preset"]) == ("libsvtav1", "8")
+    assert encoder_version("svtav1").startswith("libsvtav1 (PyAV ")
