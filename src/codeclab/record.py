@@ -8,7 +8,7 @@ models hold results, they compute nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -71,7 +71,7 @@ class BaselineRungRecord(Rung):
 class BaselineCurve(BaseModel):
     encoder: str
     version: str
-    settings: dict[str, str | int | float]
+    settings: dict[str, Any]
     clip_sha256: str
     rungs: list[BaselineRungRecord]
 

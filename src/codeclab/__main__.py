@@ -1,0 +1,3 @@
+from codeclab.cli import app
+
+app(prog_name="codeclab")

@@ -1,0 +1,382 @@
+"""The ``codeclab`` command line.
+
+Exit codes: 0 when the command did its job (an experiment that failed honestly is a result),
+2 with a one-line reason on bad usage or input. ``--json`` prints exactly one JSON document
+on standard output; progress goes to standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from codeclab.config import Settings, load_settings
+from codeclab.media import Clip, MediaError, load_clip, write_y4m
+from codeclab.record import ExperimentRecord
+from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.db import ExperimentStore, StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+out = Console()
+err = Console(stderr=True)
+
+ClipOpt = Annotated[
+    list[Path] | None, typer.Option("--clip", help="source video (repeatable); default: sample")
+]
+FramesOpt = Annotated[int | None, typer.Option("--frames", help="use only the first N frames")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+@contextmanager
+def user_errors():
+    """Turn known bad-input errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except (MediaError, StoreError, ValueError, OSError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def settings_from(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise fail(f"bad configuration: {where}: {first['msg']}") from None
+
+
+def open_stores(settings: Settings) -> tuple[ExperimentStore, LocalArtifactStore]:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return ExperimentStore(settings.db_url), LocalArtifactStore(settings.artifacts_dir)
+
+
+def load_clips(settings: Settings) -> list[Clip]:
+    return [load_clip(path, max_frames=settings.max_frames) for path in settings.clips]
+
+
+def parse_qualities(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(q) for q in text.split(",") if q.strip()]
+    except ValueError:
+        raise fail(f"--qualities must be integers separated by commas, got {text!r}") from None
+
+
+def parse_baselines(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [] if text.strip() == "none" else [b.strip() for b in text.split(",") if b.strip()]
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary_table(records: list[ExperimentRecord], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("iter", "experiment", "program", "status", "kbps", "PSNR-Y", "SSIM-Y"):
+        table.add_column(
+            column, justify="right" if column in ("kbps", "PSNR-Y", "SSIM-Y") else "left"
+        )
+    table.add_column("BD-rate vs x265", justify="right")
+    for r in records:
+        h = r.headline()
+        bd = r.bd_rate.get("x265", {}).get("psnr_y")
+        bd_text = fmt(h["bd_rate_x265"], "+.1f") + "%" if h["bd_rate_x265"] is not None else "-"
+        if bd and bd.value is None and bd.reason:
+            bd_text = "n/a"
+        status = {"ok": "[green]ok[/green]", "rejected": "[yellow]rejected[/yellow]"}.get(
+            r.status, "[red]failed[/red]"
+        )
+        table.add_row(
+            "-" if r.iteration is None else str(r.iteration),
+            r.experiment_id[:8],
+            r.program_name,
+            status,
+            fmt(h["kbps"], ".1f"),
+            fmt(h["psnr_y"], ".2f"),
+            fmt(h["ssim_y"], ".4f"),
+            bd_text,
+        )
+    return table
+
+
+def print_where(settings: Settings, store: ExperimentStore) -> None:
+    err.print(f"records:   {store.url}")
+    err.print(f"artifacts: {settings.artifacts_dir.resolve()}")
+    err.print("inspect:   codeclab list  |  codeclab show ID  (the web dashboard is not built yet)")
+
+
+@app.command()
+def run(
+    clip: ClipOpt = None,
+    iterations: Annotated[int | None, typer.Option(help="experiments to run")] = None,
+    designer: Annotated[str | None, typer.Option(help="evolve (offline)")] = None,
+    seed: Annotated[int | None, typer.Option(help="designer's random seed")] = None,
+    frames: FramesOpt = None,
+    qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
+    baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a campaign: the designer proposes programs, the lab measures each one."""
+    from codeclab.campaign import run_campaign
+
+    settings = settings_from(
+        clips=clip or None,
+        iterations=iterations,
+        designer=designer,
+        seed=seed,
+        max_frames=frames,
+        qualities=parse_qualities(qualities),
+        baselines=parse_baselines(baselines),
+    )
+    started = time.perf_counter()
+    with user_errors():
+        store, artifacts = open_stores(settings)
+        clips = load_clips(settings)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        overall = progress.add_task("campaign", total=settings.iterations)
+        step = progress.add_task("", total=None)
+        result = run_campaign(
+            settings,
+            clips,
+            store,
+            artifacts,
+            on_experiment=lambda i, name: progress.update(
+                overall, description=f"iteration {i}: {name}"
+            ),
+            on_step=lambda message: progress.update(step, description=f"  {message}"),
+            on_done=lambda record: progress.advance(overall),
+        )
+    wall = time.perf_counter() - started
+    best = result.best
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "campaign_id": result.campaign_id,
+                    "experiments": [
+                        r.model_dump(
+                            mode="json",
+                            include={
+                                "experiment_id",
+                                "iteration",
+                                "status",
+                                "phase",
+                                "error",
+                                "program_name",
+                                "program_sha256",
+                                "results",
+                                "bd_rate",
+                                "target",
+                            },
+                        )
+                        for r in result.experiments
+                    ],
+                    "best": best.experiment_id if best else None,
+                    "wall_s": round(wall, 2),
+                }
+            )
+        )
+        return
+    out.print(summary_table(result.experiments, f"campaign {result.campaign_id}"))
+    if best:
+        bd = best.headline()["bd_rate_x265"]
+        out.print(f"best: {best.experiment_id[:8]} {best.program_name}, BD-rate vs x265 {bd:+.1f}%")
+    out.print(f"wall time: {wall:.1f} s")
+    print_where(settings, store)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    program: Annotated[Path, typer.Argument(help="a codec program (.py)")],
+    clip: ClipOpt = None,
+    frames: FramesOpt = None,
+    qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
+    baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per sandboxed process")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="memory cap per process, MB")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate, run, score and publish one program (phases 2 to 7)."""
+    from codeclab.runner import Job, evaluate
+
+    settings = settings_from(
+        clips=clip or None,
+        max_frames=frames,
+        qualities=parse_qualities(qualities),
+        baselines=parse_baselines(baselines),
+        timeout_s=timeout,
+        memory_mb=memory_mb,
+    )
+    with user_errors():
+        source = program.read_text()
+        store, artifacts = open_stores(settings)
+        clips = load_clips(settings)
+    with err.status("evaluating") as status:
+        record = evaluate(
+            Job(
+                source=source,
+                name=program.stem,
+                clips=clips,
+                settings=settings,
+                store=store,
+                artifacts=artifacts,
+                on_step=lambda message: status.update(message),
+            )
+        )
+    show_record(record, as_json)
+
+
+def show_record(record: ExperimentRecord, as_json: bool) -> None:
+    if as_json:
+        print(record.model_dump_json())
+        return
+    out.print(summary_table([record], f"experiment {record.experiment_id}"))
+    if record.error:
+        out.print(f"[red]{record.status} in {record.phase}:[/red] {record.error}", highlight=False)
+    for r in record.results:
+        out.print(
+            f"  {r.clip} q{r.quality}: {r.bytes} bytes, {r.kbps:.1f} kbps, "
+            f"PSNR-Y {r.psnr_y:.2f} dB, SSIM-Y {r.ssim_y:.4f}"
+        )
+    for encoder, metrics in record.bd_rate.items():
+        for metric, bd in metrics.items():
+            value = f"{bd.value:+.2f}%" if bd.value is not None else f"n/a ({bd.reason})"
+            out.print(f"  BD-rate {metric} vs {encoder}: {value}")
+    if record.target:
+        t = record.target
+        out.print(
+            f"  target {t.target_kbps:.0f} kbps: {'achieved' if t.achieved else 'not achieved'}"
+            + (f" ({t.reason})" if t.reason else "")
+        )
+    for name, value in record.artifacts.model_dump().items():
+        if value:
+            out.print(f"  {name}: {value if isinstance(value, str) else f'{len(value)} files'}")
+
+
+@app.command("list")
+def list_command(as_json: JsonOpt = False) -> None:
+    """List the experiments in the store, oldest first."""
+    settings = settings_from()
+    with user_errors():
+        store, _ = open_stores(settings)
+        records = store.list()
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "experiments": [
+                        {
+                            "experiment_id": r.experiment_id,
+                            "campaign_id": r.campaign_id,
+                            "iteration": r.iteration,
+                            "status": r.status,
+                            "program_name": r.program_name,
+                            **r.headline(),
+                        }
+                        for r in records
+                    ]
+                }
+            )
+        )
+        return
+    out.print(summary_table(records, f"{len(records)} experiments in {store.url}"))
+
+
+@app.command()
+def show(
+    experiment_id: Annotated[str, typer.Argument(help="an experiment id or a unique prefix")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one experiment's full record."""
+    settings = settings_from()
+    with user_errors():
+        store, _ = open_stores(settings)
+        record = store.get(experiment_id)
+    if record is None:
+        raise fail(f"no experiment {experiment_id!r} (or the prefix is not unique)")
+    show_record(record, as_json)
+
+
+@app.command()
+def decode(
+    bitstream: Annotated[Path, typer.Argument(help="a bitstream (.bin)")],
+    decoder: Annotated[Path, typer.Option(help="a program or published decoder (.py)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the .y4m to write")],
+    fps: Annotated[float, typer.Option(help="frame rate written to the y4m")] = 30.0,
+) -> None:
+    """Decode a bitstream with a program's decoder, in the sandbox, to Y4M."""
+    from codeclab.sandbox import isolate
+
+    with user_errors():
+        data, source = bitstream.read_bytes(), decoder.read_text()
+    limits = isolate.Limits.for_clip(1920, 1080, 300)
+    try:
+        decoded = isolate.run_decode(source, data, limits)
+    except isolate.SandboxError as exc:
+        raise fail(str(exc)) from None
+    write_y4m(output, decoded.frames, fps)
+    height, width = decoded.frames[0][0].shape
+    err.print(f"{len(decoded.frames)} frames of {width}x{height} written to {output}")
+
+
+@app.command()
+def baseline(
+    clip: Annotated[Path, typer.Option(help="source video")],
+    encoder: Annotated[str, typer.Option(help="x264, x265 or svtav1")] = "x265",
+    frames: FramesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode a clip with a baseline encoder over its CRF ladder and score each rung."""
+    from codeclab.evaluate import baselines
+
+    if encoder not in baselines.ENCODERS:
+        raise fail(f"unknown encoder {encoder!r}; choose from {', '.join(baselines.ENCODERS)}")
+    settings = settings_from(max_frames=frames)
+    with user_errors():
+        source = load_clip(clip, max_frames=settings.max_frames)
+    with err.status(f"encoding {source.name} with {encoder}"):
+        rungs = baselines.baseline_curve(
+            source.frames, source.fps, source.sha256, encoder, settings.cache_dir / "baselines"
+        )
+    payload = {
+        "clip": source.name,
+        "clip_sha256": source.sha256,
+        "encoder": encoder,
+        "version": baselines.encoder_version(encoder),
+        "settings": baselines.settings(encoder),
+        "rungs": [vars(r) for r in rungs],
+    }
+    if as_json:
+        print(json.dumps(payload, default=str))
+        return
+    out.print(f"{encoder} {payload['version']} {payload['settings']} on {source.name}")
+    for r in rungs:
+        out.print(
+            f"  crf {r.crf}: {r.bytes} bytes, {r.kbps:.1f} kbps, PSNR-Y {r.psnr_y:.2f} dB, "
+            f"SSIM-Y {r.ssim_y:.4f}"
+        )

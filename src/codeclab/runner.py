@@ -1,0 +1,345 @@
+"""One experiment, phases 2 to 7 of DESIGN.md section 1, each timed and recorded.
+
+The runner is the only place that turns a program's behaviour into numbers, and it does so
+with lab code only: bytes are counted from the bitstream the sandbox handed back, pictures
+are scored against the source frames, and baselines are encoded here from the same frames.
+Any failure ends the experiment with the phase and a reason; nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from codeclab import __version__
+from codeclab.config import Settings
+from codeclab.design.evolve import program_sha256
+from codeclab.evaluate import baselines, rd
+from codeclab.evaluate.metrics import score
+from codeclab.frames import Frame, FrameMismatch, check_frames
+from codeclab.media import Clip, frames_sha256, write_mp4
+from codeclab.record import (
+    BaselineCurve,
+    BaselineRungRecord,
+    BdRate,
+    ClipInfo,
+    ExperimentRecord,
+    FrameMetrics,
+    PhaseRecord,
+    Reasoning,
+    RungResult,
+    Target,
+)
+from codeclab.sandbox import isolate, policy
+from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.db import ExperimentStore
+from codeclab.store.publish import decoder_file
+
+BD_METRICS = ("psnr_y", "ssim_y")
+SMOKE_SIZE = (64, 48)  # width, height of the validation clip cut from the first source clip
+
+
+class PhaseFailed(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Job:
+    """What to evaluate and where the results go."""
+
+    source: str
+    name: str
+    clips: list[Clip]
+    settings: Settings
+    store: ExperimentStore
+    artifacts: LocalArtifactStore
+    designer: str = "manual"
+    parent_sha256: str | None = None
+    reasoning: Reasoning = field(default_factory=Reasoning)
+    campaign_id: str | None = None
+    iteration: int | None = None
+    design_seconds: float = 0.0
+    on_step: Callable[[str], None] = lambda message: None
+
+
+def versions() -> dict[str, str]:
+    return {
+        "codeclab": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pyav": av.__version__,
+        **{name: baselines.encoder_version(name) for name in baselines.ENCODERS},
+    }
+
+
+class Experiment:
+    """Runs the phases in order; the first failure stops it and becomes the record's error."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.record = ExperimentRecord(
+            experiment_id=str(uuid.uuid4()),
+            campaign_id=job.campaign_id,
+            iteration=job.iteration,
+            status="ok",
+            program_sha256=program_sha256(job.source),
+            program_name=job.name,
+            parent_sha256=job.parent_sha256,
+            designer=job.designer,
+            reasoning=job.reasoning,
+            isolation=isolate.ISOLATION,
+            source_bytes=len(job.source.encode()),
+            qualities=job.settings.qualities,
+            clips=[
+                ClipInfo(
+                    name=c.name,
+                    path=str(c.path),
+                    sha256=c.sha256,
+                    width=c.width,
+                    height=c.height,
+                    frames=len(c.frames),
+                    fps=c.fps,
+                    conversions=c.conversions,
+                )
+                for c in job.clips
+            ],
+            versions=versions(),
+            phases=[PhaseRecord(name="design", status="ok", seconds=job.design_seconds)],
+        )
+        self.decoded: dict[tuple[str, int], list[Frame]] = {}
+        self.measured: list[dict] = []
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.job.on_step(name)
+        start = time.perf_counter()
+        try:
+            yield
+        except PhaseFailed as failure:
+            self._finish_phase(name, start, failure.reason)
+            self.record.status, self.record.phase, self.record.error = (
+                failure.status,
+                name,
+                failure.reason,
+            )
+            raise
+        self._finish_phase(name, start, None)
+
+    def _finish_phase(self, name: str, start: float, error: str | None) -> None:
+        seconds = round(time.perf_counter() - start, 4)
+        status = "failed" if error else "ok"
+        self.record.phases.append(
+            PhaseRecord(name=name, status=status, seconds=seconds, error=error)
+        )
+
+    def limits(self, clip: Clip) -> isolate.Limits:
+        limits = isolate.Limits.for_clip(clip.width, clip.height, len(clip.frames))
+        settings = self.job.settings
+        if settings.timeout_s:
+            limits.wall_seconds = settings.timeout_s
+            limits.cpu_seconds = min(limits.cpu_seconds, settings.timeout_s)
+        if settings.memory_mb:
+            limits.memory_mb = settings.memory_mb
+        return limits
+
+    def run(self) -> ExperimentRecord:
+        try:
+            with self.phase("validation"):
+                self.validate()
+            with self.phase("deployment"):
+                self.deploy()
+            with self.phase("execution"):
+                self.execute()
+            with self.phase("verification"):
+                self.verify()
+            with self.phase("analysis"):
+                self.analyse()
+            with self.phase("publish"):
+                self.publish()
+        except PhaseFailed:
+            pass
+        self.job.store.save(self.record, self.job.source)
+        return self.record
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        settings = self.job.settings
+        try:
+            policy.check_program(self.job.source, max_source_bytes=settings.max_source_bytes)
+        except policy.PolicyViolation as exc:
+            raise PhaseFailed("rejected", str(exc)) from exc
+        clip = self.job.clips[0]
+        width, height = min(SMOKE_SIZE[0], clip.width), min(SMOKE_SIZE[1], clip.height)
+        tiny = [
+            tuple(
+                np.ascontiguousarray(p[:h, :w])
+                for p, (w, h) in zip(
+                    f,
+                    ((width, height), (width // 2, height // 2), (width // 2, height // 2)),
+                    strict=True,
+                )
+            )
+            for f in clip.frames[:2]
+        ]
+        try:
+            isolate.smoke_run(
+                self.job.source, tiny, clip.fps, settings.qualities[0], self.limits(clip.head(2))
+            )
+        except isolate.SandboxError as exc:
+            raise PhaseFailed("failed", f"smoke run on a {width}x{height} clip: {exc}") from exc
+
+    def deploy(self) -> None:
+        key = f"programs/{self.record.program_sha256}.py"
+        self.record.artifacts.program = self.job.artifacts.put_bytes(key, self.job.source.encode())
+
+    def execute(self) -> None:
+        for clip in self.job.clips:
+            limits = self.limits(clip)
+            for quality in self.job.settings.qualities:
+                self.job.on_step(f"execution: {clip.name} q{quality} encode")
+                try:
+                    encoded = isolate.run_encode(
+                        self.job.source, clip.frames, clip.fps, quality, limits
+                    )
+                    self.job.on_step(f"execution: {clip.name} q{quality} decode")
+                    decoded = isolate.run_decode(self.job.source, encoded.bitstream, limits)
+                except isolate.SandboxError as exc:
+                    raise PhaseFailed("failed", f"{clip.name} quality {quality}: {exc}") from exc
+                self._keep(clip, quality, encoded, decoded)
+
+    def _keep(self, clip: Clip, quality: int, encoded, decoded) -> None:
+        bitstream = encoded.bitstream
+        key = f"bitstreams/{self.record.experiment_id}/{clip.name}_q{quality}.bin"
+        self.record.artifacts.bitstreams.append(self.job.artifacts.put_bytes(key, bitstream))
+        self.decoded[(clip.sha256, quality)] = decoded.frames
+        count = len(clip.frames)
+        self.measured.append(
+            dict(
+                clip=clip.name,
+                clip_sha256=clip.sha256,
+                quality=quality,
+                bytes=len(bitstream),
+                frames=count,
+                width=clip.width,
+                height=clip.height,
+                fps=clip.fps,
+                kbps=len(bitstream) * 8 * clip.fps / count / 1000,
+                bpp=len(bitstream) * 8 / (count * clip.width * clip.height),
+                encode_s=round(encoded.seconds, 4),
+                decode_s=round(decoded.seconds, 4),
+                bitstream_sha256=hashlib.sha256(bitstream).hexdigest(),
+            )
+        )
+
+    def verify(self) -> None:
+        for measured in self.measured:
+            clip = next(c for c in self.job.clips if c.sha256 == measured["clip_sha256"])
+            frames = self.decoded[(clip.sha256, measured["quality"])]
+            try:
+                check_frames(frames, count=len(clip.frames), width=clip.width, height=clip.height)
+            except FrameMismatch as exc:
+                raise PhaseFailed(
+                    "failed", f"{clip.name} quality {measured['quality']}: {exc}"
+                ) from exc
+            scores = score(clip.frames, frames)
+            self.record.results.append(
+                RungResult(
+                    **measured,
+                    **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
+                    decoded_sha256=frames_sha256(frames),
+                    per_frame=[FrameMetrics(**vars(f)) for f in scores.per_frame],
+                )
+            )
+
+    def analyse(self) -> None:
+        per_clip: dict[str, dict[str, dict[str, tuple[float | None, str | None]]]] = {}
+        for clip in self.job.clips:
+            mine = [r for r in self.record.results if r.clip_sha256 == clip.sha256]
+            cover = (min(r.kbps for r in mine), max(r.kbps for r in mine))
+            for encoder in self.job.settings.baselines:
+                self.job.on_step(f"analysis: {encoder} baseline on {clip.name}")
+                rungs = baselines.baseline_curve(
+                    clip.frames,
+                    clip.fps,
+                    clip.sha256,
+                    encoder,
+                    self.job.settings.cache_dir / "baselines",
+                    cover_kbps=cover,
+                )
+                self.record.baselines.setdefault(encoder, []).append(
+                    BaselineCurve(
+                        encoder=encoder,
+                        version=baselines.encoder_version(encoder),
+                        settings=baselines.settings(encoder),
+                        clip_sha256=clip.sha256,
+                        rungs=[
+                            BaselineRungRecord(clip=clip.name, **_fields_of(r, exclude={"clip"}))
+                            for r in rungs
+                        ],
+                    )
+                )
+                for metric in BD_METRICS:
+                    anchor = [(r.kbps, getattr(r, metric)) for r in rungs]
+                    test = [(r.kbps, getattr(r, metric)) for r in mine]
+                    per_clip.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = rd.bd_rate(
+                        anchor, test
+                    )
+                if encoder == "x265" and clip is self.job.clips[0]:
+                    self.record.target = Target(
+                        **rd.target_check(
+                            [(r.kbps, r.psnr_y) for r in mine],
+                            [(r.kbps, r.psnr_y) for r in rungs],
+                            self.job.settings.target_kbps,
+                        )
+                    )
+        for encoder, by_metric in per_clip.items():
+            for metric, clips in by_metric.items():
+                self.record.bd_rate.setdefault(encoder, {})[metric] = _average_bd(clips)
+
+    def publish(self) -> None:
+        clip = self.job.clips[0]
+        quality = max(self.job.settings.qualities)
+        store, rid = self.job.artifacts, self.record.experiment_id
+        with tempfile.TemporaryDirectory() as tmp:
+            mp4 = write_mp4(
+                Path(tmp) / "reconstructed.mp4", self.decoded[(clip.sha256, quality)], clip.fps
+            )
+            self.record.artifacts.reconstructed = store.put_file(f"reconstructed/{rid}.mp4", mp4)
+        decoder = decoder_file(self.job.source, self.record)
+        self.record.artifacts.decoder = store.put_bytes(
+            f"decoders/{rid}_decoder.py", decoder.encode()
+        )
+
+
+def _fields_of(obj: object, exclude: set[str]) -> dict:
+    """The record fields a baseline rung carries (its cache path stays out of the record)."""
+    return {k: getattr(obj, k) for k in BaselineRungRecord.model_fields if k not in exclude}
+
+
+def _average_bd(clips: dict[str, tuple[float | None, str | None]]) -> BdRate:
+    """The mean over clips; ``None`` when any clip has no BD-rate, naming which and why."""
+    per_clip = {name: value for name, (value, _) in clips.items()}
+    missing = {name: reason for name, (value, reason) in clips.items() if value is None}
+    if missing:
+        reason = "; ".join(f"{name}: {why}" for name, why in missing.items())
+        return BdRate(value=None, reason=reason, per_clip=per_clip)
+    return BdRate(value=sum(per_clip.values()) / len(per_clip), per_clip=per_clip)
+
+
+def evaluate(job: Job) -> ExperimentRecord:
+    """Run phases 2 to 7 on ``job`` and store the record, whatever its outcome."""
+    return Experiment(job).run()

@@ -1,0 +1,452 @@
+"""Run a codec program's encoder and decoder in separate, limited subprocesses.
+
+This is the "weak" isolation level: each side runs in a fresh process, in a fresh temporary
+work directory, with resource limits, a scrubbed environment and a wall-clock timeout that
+kills the whole process group. The decoder's directory holds only the program, the child
+script and the bitstream, so it cannot see the source. A stronger level (bubblewrap
+namespaces) plugs in through :class:`Launcher`, which builds the child's command line and may
+put a wrapper in front of it.
+
+What a program returns never reaches the lab as Python objects: the child writes raw planes
+and a small JSON file, and this module reads them back with numpy and checks their sizes.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from codeclab.contract import ContractError, Style, detect_style
+from codeclab.frames import Frame, FrameMismatch, check_frames
+from codeclab.sandbox import child
+
+MiB = 1 << 20
+ISOLATION = "weak"  # what this level records on an experiment; see Launcher for stronger
+CHILD_SCRIPT = Path(child.__file__)
+SEEDCOMPAT_SCRIPT = CHILD_SCRIPT.with_name("seedcompat.py")
+MAX_RESULT_JSON_BYTES = 64 * 1024
+READER_JOIN_SECONDS = 5.0
+
+# Calibration of Limits.for_clip: 30 frames of 320x240 get 60 CPU seconds.
+_REFERENCE_PIXEL_FRAMES = 320 * 240 * 30
+_BASE_CPU_SECONDS = 20
+_SCALED_CPU_SECONDS = 40
+_BASE_MEMORY_MB = 2048
+_MEMORY_PER_PIXEL_FRAME = 64  # bytes
+
+
+@dataclass
+class Limits:
+    """Resource limits of one sandboxed process; defaults suit a 30-frame 320x240 clip."""
+
+    cpu_seconds: int = 60
+    memory_mb: int = 2048  # RLIMIT_AS: address space, not resident memory
+    file_size_mb: int = 16  # RLIMIT_FSIZE: largest file the child may write
+    open_files: int = 64  # RLIMIT_NOFILE
+    processes: int = 64  # RLIMIT_NPROC: counted per user, and not enforced at all for root
+    wall_seconds: float = 130.0
+    max_bitstream_bytes: int = 8 * MiB
+    max_output_bytes: int = 16 * 1024  # captured stdout+stderr: first half and last half
+
+    @classmethod
+    def for_clip(cls, width: int, height: int, frames: int) -> Limits:
+        """Limits that grow with pixels x frames, so a large clip is not failed for its size."""
+        pixel_frames = width * height * frames
+        cpu = math.ceil(
+            _BASE_CPU_SECONDS + _SCALED_CPU_SECONDS * pixel_frames / _REFERENCE_PIXEL_FRAMES
+        )
+        raw_bytes = child.frame_bytes(width, height) * frames
+        max_bitstream = 2 * raw_bytes + MiB
+        return cls(
+            cpu_seconds=cpu,
+            memory_mb=_BASE_MEMORY_MB + math.ceil(pixel_frames * _MEMORY_PER_PIXEL_FRAME / MiB),
+            file_size_mb=math.ceil(max(max_bitstream, raw_bytes) / MiB) + 1,
+            wall_seconds=2.0 * cpu + 10.0,
+            max_bitstream_bytes=max_bitstream,
+        )
+
+    def rlimits(self) -> dict[str, float]:
+        """The limits the child sets on itself, keyed as ``child.RLIMITS`` expects."""
+        return {key: value for key, value in asdict(self).items() if key in child.RLIMITS}
+
+
+Wrapper = Callable[[Path], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """How a child starts: the interpreter, and an optional wrapper command in front of it.
+
+    ``wrapper`` receives the work directory and returns an argv prefix (a later isolation
+    level passes a bubblewrap command line here and sets ``isolation="strong"``).
+    """
+
+    python: str = sys.executable
+    wrapper: Wrapper | None = None
+    isolation: str = ISOLATION
+
+    def argv(self, workdir: Path, mode: str) -> list[str]:
+        # -s -P are the parts of -I that matter here; -I would also imply -E, which drops
+        # PYTHONHASHSEED, and the environment is built from scratch anyway.
+        prefix = list(self.wrapper(workdir)) if self.wrapper else []
+        return [*prefix, self.python, "-s", "-P", CHILD_SCRIPT.name, mode]
+
+
+WEAK = Launcher()
+
+
+class SandboxError(Exception):
+    """A sandboxed phase failed; ``reason`` is one line a person understands."""
+
+    def __init__(self, phase: str, reason: str, detail: str = "") -> None:
+        self.phase = phase
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}\n{detail}" if detail else reason)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """A checked bitstream, with what the encoder cost and printed."""
+
+    bitstream: bytes
+    seconds: float  # wall clock of the encoder process, interpreter start included
+    stdout_tail: str  # captured stdout+stderr, capped to Limits.max_output_bytes
+    cpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Frames read back from the decoder's raw planes, not yet compared with the source."""
+
+    frames: list[Frame]
+    seconds: float
+    stdout_tail: str = ""
+    cpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    returncode: int
+    timed_out: bool
+    seconds: float
+    cpu_seconds: float
+    output: str = field(repr=False)
+
+
+def scrubbed_env(workdir: Path) -> dict[str, str]:
+    """An environment built from nothing, so no secret of the lab's can reach a program."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",  # so a killed program's last words are not lost in a buffer
+    }
+
+
+def run_encode(
+    program_source: str,
+    frames: Sequence[Frame],
+    fps: float,
+    quality: int,
+    limits: Limits,
+    launcher: Launcher = WEAK,
+) -> EncodeResult:
+    """Encode ``frames`` in a fresh sandboxed process and return the checked bitstream."""
+    style = _style(program_source)
+    height, width = frames[0][0].shape
+    check_frames(frames, count=len(frames), width=width, height=height)
+    job = {
+        "style": style,
+        "limits": limits.rlimits(),
+        "max_bitstream_bytes": limits.max_bitstream_bytes,
+        "width": width,
+        "height": height,
+        "count": len(frames),
+        "fps": float(fps),
+        "quality": int(quality),
+    }
+    with _workdir(program_source, job) as workdir:
+        child.write_planes(workdir / child.FRAMES, frames)
+        outcome = _run_child("encode", workdir, limits, launcher)
+        bitstream = _read_bitstream(workdir, limits)
+    return EncodeResult(bitstream, outcome.seconds, outcome.output, outcome.cpu_seconds)
+
+
+def run_decode(
+    program_source: str, bitstream: bytes, limits: Limits, launcher: Launcher = WEAK
+) -> DecodeResult:
+    """Decode ``bitstream`` in a fresh sandboxed process that sees nothing of the source.
+
+    The frames are returned as decoded; comparing their count and shapes with the source is
+    the caller's job (:func:`codeclab.frames.check_frames`).
+    """
+    # Only the program's style and the limits travel: nothing about the source. (The limits
+    # scale with pixels x frames, so a program that escapes the policy could read that
+    # product back from getrlimit; never the width, height or count.)
+    job = {"style": _style(program_source), "limits": limits.rlimits()}
+    with _workdir(program_source, job) as workdir:
+        (workdir / child.BITSTREAM).write_bytes(bitstream)
+        outcome = _run_child("decode", workdir, limits, launcher)
+        frames = _read_decoded(workdir)
+    return DecodeResult(frames, outcome.seconds, outcome.output, outcome.cpu_seconds)
+
+
+def smoke_run(
+    program_source: str,
+    frames: Sequence[Frame],
+    fps: float,
+    quality: int,
+    limits: Limits,
+    launcher: Launcher = WEAK,
+) -> None:
+    """Encode and decode a tiny clip; raise :class:`SandboxError` if the round trip fails."""
+    encoded = run_encode(program_source, frames, fps, quality, limits, launcher)
+    decoded = run_decode(program_source, encoded.bitstream, limits, launcher)
+    height, width = frames[0][0].shape
+    try:
+        check_frames(decoded.frames, count=len(frames), width=width, height=height)
+    except FrameMismatch as exc:
+        raise SandboxError("validation", str(exc)) from None
+
+
+def _style(program_source: str) -> Style:
+    try:
+        return detect_style(ast.parse(program_source))
+    except SyntaxError as exc:
+        raise SandboxError("validation", f"line {exc.lineno}: syntax error: {exc.msg}") from None
+    except ContractError as exc:
+        raise SandboxError("validation", str(exc)) from None
+
+
+@contextmanager
+def _workdir(program_source: str, job: dict[str, object]) -> Iterator[Path]:
+    """A fresh private directory with the child, the program and the job; removed after."""
+    workdir = Path(tempfile.mkdtemp(prefix="codeclab-sandbox-"))
+    try:
+        for script in (CHILD_SCRIPT, SEEDCOMPAT_SCRIPT):
+            shutil.copyfile(script, workdir / script.name)
+        (workdir / child.PROGRAM).write_text(program_source, encoding="utf-8")
+        (workdir / child.JOB).write_text(json.dumps(job))
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_child(mode: str, workdir: Path, limits: Limits, launcher: Launcher) -> _Outcome:
+    """Run the child to completion or timeout; raise :class:`SandboxError` if it failed."""
+    capture = _OutputCapture(limits.max_output_bytes)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            launcher.argv(workdir, mode),
+            cwd=workdir,
+            env=scrubbed_env(workdir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SandboxError(mode, f"could not start the {mode}r: {exc}") from None
+    assert proc.stdout is not None
+    reader = threading.Thread(target=capture.drain, args=(proc.stdout,), daemon=True)
+    reader.start()
+    try:
+        timed_out = not _wait_for_exit(proc.pid, limits.wall_seconds)
+    finally:
+        # Kill the group while the leader is still unreaped, so its id cannot be reused yet.
+        _kill_group(proc.pid)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        reader.join(READER_JOIN_SECONDS)
+    outcome = _Outcome(
+        returncode=proc.returncode,
+        timed_out=timed_out,
+        seconds=time.perf_counter() - start,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        output=capture.text(),
+    )
+    if outcome.timed_out or outcome.returncode != 0:
+        reason, detail = _failure(mode, outcome, _read_json(workdir / child.ERROR), limits)
+        if outcome.output:
+            detail = f"{detail}\noutput:\n{outcome.output}".strip()
+        raise SandboxError(mode, reason, detail)
+    return outcome
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """Whether the process exited within ``timeout`` seconds (it is left unreaped)."""
+    fd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(fd)
+
+
+def _kill_group(pgid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _failure(mode: str, outcome: _Outcome, error: dict | None, limits: Limits) -> tuple[str, str]:
+    """A one-line reason and a detail (traceback tail) for a failed child."""
+    actor = f"{mode}r"
+    if outcome.timed_out:
+        return f"{actor} timed out after {limits.wall_seconds:g} s (wall clock)", ""
+    if error is not None:
+        return _error_reason(actor, error, limits)
+    code = outcome.returncode
+    cpu_limit_hit = code == -signal.SIGXCPU or (
+        code == -signal.SIGKILL and outcome.cpu_seconds >= limits.cpu_seconds
+    )
+    if cpu_limit_hit:
+        return f"{actor} exceeded CPU limit of {limits.cpu_seconds} s", ""
+    if code == -signal.SIGXFSZ:
+        return _file_size_reason(actor, limits), ""
+    if code == -signal.SIGKILL:
+        return f"{actor} was killed (SIGKILL), likely by the system's out-of-memory killer", ""
+    if code < 0:
+        return (
+            f"{actor} crashed with {_signal_name(-code)} (a native crash; running out of memory "
+            f"in native code, limit {limits.memory_mb} MB, can look like this)",
+            "",
+        )
+    return f"{actor} exited with status {code} without a result", ""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _error_reason(actor: str, error: dict, limits: Limits) -> tuple[str, str]:
+    """Word the child's error record; program-chosen text is cut to one short line."""
+    kind = error.get("kind")
+    message = _one_line(error.get("message", ""))
+    traceback_tail = str(error.get("traceback", ""))
+    if kind == "too_big":
+        return _too_big(int(error.get("size", 0)), limits.max_bitstream_bytes), ""
+    if kind == "file_size":
+        return _file_size_reason(actor, limits), traceback_tail
+    if kind == "contract":
+        return f"{actor} {message}", ""
+    if kind == "memory":
+        return f"{actor} ran out of memory (limit {limits.memory_mb} MB)", traceback_tail
+    return f"{actor} raised {_one_line(error.get('type', '?'))}: {message}", traceback_tail
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    lines = str(text).splitlines() or [""]
+    cut = lines[0][:limit]
+    return cut + " ..." if len(lines) > 1 or len(lines[0]) > limit else cut
+
+
+def _file_size_reason(actor: str, limits: Limits) -> str:
+    return f"{actor} exceeded the file size limit of {limits.file_size_mb} MB"
+
+
+def _too_big(size: int, cap: int) -> str:
+    return f"bitstream is {size / MiB:.1f} MB, over the cap of {cap / MiB:.1f} MB"
+
+
+def _read_json(path: Path) -> dict | None:
+    """A small JSON object the child wrote, or None if absent, huge or malformed."""
+    try:
+        if path.stat().st_size > MAX_RESULT_JSON_BYTES:
+            return None
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _read_bitstream(workdir: Path, limits: Limits) -> bytes:
+    path = workdir / child.BITSTREAM
+    if not path.is_file():
+        raise SandboxError("encode", "encoder exited without writing a bitstream")
+    size = path.stat().st_size
+    if size > limits.max_bitstream_bytes:
+        raise SandboxError("encode", _too_big(size, limits.max_bitstream_bytes))
+    return path.read_bytes()
+
+
+def _read_decoded(workdir: Path) -> list[Frame]:
+    """Frames from the raw planes the child wrote, after checking the sizes agree exactly."""
+    meta = _read_json(workdir / child.DECODED_META)
+    planes = workdir / child.DECODED
+    if meta is None or not planes.is_file():
+        raise SandboxError("decode", "decoder exited without writing its frames")
+    count, width, height = (meta.get(key) for key in ("count", "width", "height"))
+    if not all(type(value) is int and value >= 0 for value in (count, width, height)):
+        raise SandboxError("decode", f"decoder wrote malformed frame geometry: {meta!r:.200}")
+    if width % 2 or height % 2 or (count > 0 and width * height == 0):
+        raise SandboxError("decode", f"decoder wrote impossible 4:2:0 geometry {width}x{height}")
+    expected = count * child.frame_bytes(width, height)
+    size = planes.stat().st_size
+    if size != expected:
+        raise SandboxError(
+            "decode",
+            f"decoder wrote {size} bytes of planes, {count} frames of {width}x{height} "
+            f"need {expected}",
+        )
+    return child.split_planes(np.fromfile(planes, dtype=np.uint8), count, width, height)
+
+
+class _OutputCapture:
+    """Keeps the first and last halves of a byte budget of what the child prints."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = max(limit // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def drain(self, stream: BinaryIO) -> None:
+        with stream:
+            while chunk := stream.read1(64 * 1024):  # type: ignore[attr-defined]
+                self._add(chunk)
+
+    def _add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        excess = len(self.tail) - self.half
+        if excess > 0:
+            del self.tail[:excess]
+
+    def text(self) -> str:
+        omitted = self.total - len(self.head) - len(self.tail)
+        middle = f"\n[... {omitted} bytes omitted ...]\n" if omitted else ""
+        return self.head.decode(errors="replace") + middle + self.tail.decode(errors="replace")

@@ -1,0 +1,93 @@
+"""Published artifacts that outlive the lab: the standalone decoder file.
+
+A decoder file holds the program's text verbatim as a string, with its sha256, and loads it
+into a module of its own after checking that hash: the program's names cannot collide with
+the wrapper's, its ``from __future__`` imports stay valid, and an altered file refuses to run.
+After it come the seed adapter (for seed-style programs and the BGR interface) and the entry
+points: ``decode``, ``decompress_video_frame`` and ``python decoder.py IN.bin -o OUT.y4m``.
+It needs numpy and the program's own imports, never codeclab.
+"""
+
+from __future__ import annotations
+
+import ast
+from importlib import resources
+
+from codeclab.contract import detect_style
+from codeclab.record import ExperimentRecord
+
+HEADER = """#!/usr/bin/env python3
+# Standalone decoder published by codeclab.
+#
+# experiment:     {experiment_id}
+# program:        {program_name}
+# program sha256: {program_sha256}
+# published:      {date}
+# requirements:   Python 3.11+, {requirements}
+#
+# Usage:
+#     python {experiment_id}_decoder.py IN.bin -o OUT.y4m [--fps {fps}]
+#     import it, then decode(bitstream) -> [(Y, U, V), ...] or
+#     decompress_video_frame(bitstream, frame_index, config) -> (H, W, 3) BGR
+"""
+STDLIB = {
+    "math",
+    "struct",
+    "zlib",
+    "lzma",
+    "bz2",
+    "io",
+    "itertools",
+    "functools",
+    "collections",
+    "heapq",
+    "bisect",
+    "array",
+    "dataclasses",
+    "typing",
+    "enum",
+    "__future__",
+}
+
+
+def requirements(source: str) -> list[str]:
+    """Third-party top-level packages the program imports (numpy is always needed)."""
+    names = {"numpy"}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return sorted(names - STDLIB)
+
+
+def _string_literal(source: str) -> str:
+    """The program as a readable raw triple-quoted string, or repr() when it cannot be."""
+    if "'''" not in source and not source.endswith("\\"):
+        return "r'''" + source + "'''"
+    return repr(source)
+
+
+def decoder_file(source: str, record: ExperimentRecord) -> str:
+    """The text of ``decoders/{id}_decoder.py`` for a verified experiment."""
+    fps = record.clips[0].fps if record.clips else 30.0
+    header = HEADER.format(
+        experiment_id=record.experiment_id,
+        program_name=record.program_name,
+        program_sha256=record.program_sha256,
+        date=record.created_at.date().isoformat(),
+        requirements=", ".join(requirements(source)),
+        fps=fps,
+    )
+    package = resources.files("codeclab")
+    seedcompat = package.joinpath("sandbox/seedcompat.py").read_text()
+    main = package.joinpath("store/decoder_main.py").read_text()
+    return (
+        f"{header}\n"
+        f"PROGRAM_SHA256 = {record.program_sha256!r}\n"
+        f"PROGRAM_STYLE = {detect_style(ast.parse(source))!r}\n"
+        f"CODECLAB_FPS = {fps!r}\n"
+        f"PROGRAM = {_string_literal(source)}\n\n"
+        f"# ---- codeclab: seed adapter (codeclab/sandbox/seedcompat.py) ----\n{seedcompat}\n\n"
+        f"{main}"
+    )

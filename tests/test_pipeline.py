@@ -1,0 +1,201 @@
+"""End-to-end honesty tests: each fails loudly if an invariant of DESIGN.md section 1 breaks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codeclab.config import load_settings
+from codeclab.media import load_clip
+from codeclab.runner import Job, evaluate
+from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.db import ExperimentStore
+
+PROGRAMS = Path(__file__).parent / "programs"
+CODECLAB = [sys.executable, "-m", "codeclab"]
+
+
+def run_job(program: str, clip_path: Path, home: Path, **settings):
+    settings = load_settings(clips=[clip_path], **settings)
+    source = (PROGRAMS / program).read_text()
+    job = Job(
+        source=source,
+        name=Path(program).stem,
+        clips=[load_clip(clip_path)],
+        settings=settings,
+        store=ExperimentStore(settings.db_url),
+        artifacts=LocalArtifactStore(settings.artifacts_dir),
+    )
+    return evaluate(job), job
+
+
+def independent_psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
+    mse = np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2)
+    return 100.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_known_program_bytes_kbps_and_psnr_agree_with_independent_computation(
+    home, small_clip_path
+):
+    record, job = run_job(
+        "quantise_zlib.py", small_clip_path, home, qualities=[30, 90], baselines=["x265"]
+    )
+    assert record.status == "ok", record.error
+    clip = job.clips[0]
+    spec = importlib.util.spec_from_file_location("known", PROGRAMS / "quantise_zlib.py")
+    known = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(known)
+    for result, path in zip(record.results, record.artifacts.bitstreams, strict=True):
+        bitstream = Path(path).read_bytes()
+        assert (
+            result.bytes
+            == len(bitstream)
+            == len(known.encode(clip.frames, clip.fps, result.quality))
+        )
+        assert result.kbps == pytest.approx(len(bitstream) * 8 * clip.fps / len(clip.frames) / 1000)
+        decoded = known.decode(bitstream)
+        expected = np.mean(
+            [independent_psnr(s[0], d[0]) for s, d in zip(clip.frames, decoded, strict=True)]
+        )
+        assert result.psnr_y == pytest.approx(expected, abs=1e-9)
+    assert record.results[1].psnr_y > record.results[0].psnr_y
+
+
+def test_reported_baseline_is_a_real_encode(home, small_clip_path):
+    record, _ = run_job(
+        "quantise_zlib.py", small_clip_path, home, qualities=[30, 90], baselines=["x265"]
+    )
+    rungs = record.baselines["x265"][0].rungs
+    assert len(rungs) >= 4
+    files = {
+        p.stat().st_size
+        for p in (home / "cache" / "baselines").rglob("*")
+        if p.suffix in {".hevc", ".265", ".h265", ".bin", ".mkv", ".mp4"}
+    }
+    for rung in rungs:
+        assert rung.bytes in files, f"no cached bitstream of {rung.bytes} bytes for crf {rung.crf}"
+    # more bits, better pictures: a real encoder's curve, not a constant
+    ordered = sorted(rungs, key=lambda r: r.kbps)
+    assert ordered[0].psnr_y < ordered[-1].psnr_y
+
+
+def test_decoder_returning_one_frame_too_few_fails_naming_frames(home, small_clip_path):
+    record, _ = run_job("one_frame_short.py", small_clip_path, home, baselines=[])
+    assert record.status == "failed"
+    assert "frames" in record.error
+    assert record.results == [] and record.artifacts.reconstructed is None
+
+
+def test_frames_kept_in_module_state_get_no_credit(home, small_clip_path):
+    record, _ = run_job("smuggler.py", small_clip_path, home, baselines=[])
+    assert record.status == "failed"
+    assert record.results == []
+    assert not record.bd_rate
+
+
+def test_policy_rejects_before_anything_runs(home, small_clip_path, tmp_path):
+    hostile = tmp_path / "hostile.py"
+    hostile.write_text(
+        "import os\n\ndef encode(frames, fps, quality):\n    return b''\n\n"
+        "def decode(bitstream):\n    return []\n"
+    )
+    settings = load_settings(clips=[small_clip_path], baselines=[])
+    job = Job(
+        source=hostile.read_text(),
+        name="hostile",
+        clips=[load_clip(small_clip_path)],
+        settings=settings,
+        store=ExperimentStore(settings.db_url),
+        artifacts=LocalArtifactStore(settings.artifacts_dir),
+    )
+    record = evaluate(job)
+    assert (record.status, record.phase) == ("rejected", "validation")
+    assert "os" in record.error
+    assert [p.name for p in record.phases] == ["design", "validation"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CODECLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_evaluate_json_record_and_standalone_decoder(home, small_clip_path, tmp_path):
+    program = Path(__file__).parents[1] / "src" / "codeclab" / "programs" / "intra_dct.py"
+    done = cli(
+        "evaluate",
+        str(program),
+        "--clip",
+        str(small_clip_path),
+        "--qualities",
+        "30,70",
+        "--baselines",
+        "x264,x265",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "ok", record["error"]
+    for key in (
+        "program_sha256",
+        "isolation",
+        "results",
+        "baselines",
+        "bd_rate",
+        "target",
+        "experiment_id",
+        "artifacts",
+    ):
+        assert key in record
+    first = record["results"][0]
+    assert first["bytes"] == Path(record["artifacts"]["bitstreams"][0]).stat().st_size
+    assert set(record["bd_rate"]) == {"x264", "x265"}
+    # the published decoder runs alone, in a clean interpreter, and matches the lab's decode
+    out = tmp_path / "out.y4m"
+    decoder = record["artifacts"]["decoder"]
+    alone = subprocess.run(
+        [sys.executable, "-I", decoder, record["artifacts"]["bitstreams"][0], "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert load_clip(out).sha256 == first["decoded_sha256"]
+    shown = json.loads(cli("show", record["experiment_id"][:8], "--json", cwd=tmp_path).stdout)
+    assert shown["results"] == record["results"]
+
+
+def test_run_campaign_json(home, small_clip_path, tmp_path):
+    done = cli(
+        "run",
+        "--iterations",
+        "3",
+        "--clip",
+        str(small_clip_path),
+        "--qualities",
+        "30,70",
+        "--baselines",
+        "x265",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert [e["iteration"] for e in summary["experiments"]] == [0, 1, 2]
+    assert summary["best"] in {e["experiment_id"] for e in summary["experiments"]}
+    listed = json.loads(cli("list", "--json", cwd=tmp_path).stdout)["experiments"]
+    assert len(listed) == 3
+
+
+def test_bad_input_exits_2_with_one_line(home, tmp_path):
+    missing = cli("evaluate", str(tmp_path / "nope.py"), cwd=tmp_path)
+    assert missing.returncode == 2 and "error" in missing.stderr
+    bad = cli("run", "--qualities", "0,500", cwd=tmp_path)
+    assert bad.returncode == 2 and "qualities" in bad.stderr
+    unknown = cli("show", "does-not-exist", cwd=tmp_path)
+    assert unknown.returncode == 2
