@@ -1,3 +1,3 @@
-"""codeclab: an autonomous lab where an AI designs video codecs and the lab measures them honestly."""
+"""codeclab: a lab where an AI designs video codecs and the lab measures them honestly."""
 
 __version__ = "0.1.0"

@@ -13,7 +13,9 @@ def _step(quality):
 def encode(frames, fps, quality):
     height, width = frames[0][0].shape
     step = _step(quality)
-    body = b"".join((plane // step).astype(np.uint8).tobytes() for frame in frames for plane in frame)
+    body = b"".join(
+        (plane // step).astype(np.uint8).tobytes() for frame in frames for plane in frame
+    )
     return struct.pack("<HHHB", width, height, len(frames), step) + zlib.compress(body, 9)
 
 
