@@ -83,37 +83,50 @@ def parse_baselines(text: str | None) -> list[str] | None:
     return [] if text.strip() == "none" else [b.strip() for b in text.split(",") if b.strip()]
 
 
+STATUS_STYLE = {
+    "ok": "[green]ok[/green]",
+    "rejected": "[yellow]rejected[/yellow]",
+    "failed": "[red]failed[/red]",
+}
+
+
 def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
 def summary_table(records: list[ExperimentRecord], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("iter", "experiment", "program", "status", "kbps", "PSNR-Y", "SSIM-Y"):
-        table.add_column(
-            column, justify="right" if column in ("kbps", "PSNR-Y", "SSIM-Y") else "left"
-        )
-    table.add_column("BD-rate vs x265", justify="right")
+    table.add_column("iter", justify="right")
+    table.add_column("id", no_wrap=True)
+    table.add_column("program", overflow="fold")
+    table.add_column("status")
+    for column in ("kbps", "PSNR-Y", "SSIM-Y", "BD x265"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in records:
         h = r.headline()
-        bd = r.bd_rate.get("x265", {}).get("psnr_y")
-        bd_text = fmt(h["bd_rate_x265"], "+.1f") + "%" if h["bd_rate_x265"] is not None else "-"
-        if bd and bd.value is None and bd.reason:
-            bd_text = "n/a"
-        status = {"ok": "[green]ok[/green]", "rejected": "[yellow]rejected[/yellow]"}.get(
-            r.status, "[red]failed[/red]"
-        )
         table.add_row(
             "-" if r.iteration is None else str(r.iteration),
             r.experiment_id[:8],
             r.program_name,
-            status,
+            STATUS_STYLE[r.status],
             fmt(h["kbps"], ".1f"),
             fmt(h["psnr_y"], ".2f"),
             fmt(h["ssim_y"], ".4f"),
-            bd_text,
+            fmt(h["bd_rate_x265"], "+.1f") + ("%" if h["bd_rate_x265"] is not None else ""),
         )
     return table
+
+
+def one_line(record: ExperimentRecord) -> str:
+    """A finished experiment in one line, for the campaign's running log."""
+    h = record.headline()
+    if record.status != "ok":
+        return f"{record.program_name}: {record.status} in {record.phase}: {record.error}"
+    bd = "n/a" if h["bd_rate_x265"] is None else f"{h['bd_rate_x265']:+.1f}%"
+    return (
+        f"{record.program_name}: ok, {h['kbps']:.0f} kbps, PSNR-Y {h['psnr_y']:.2f} dB, "
+        f"BD-rate vs x265 {bd}"
+    )
 
 
 def print_where(settings: Settings, store: ExperimentStore) -> None:
@@ -169,7 +182,12 @@ def run(
                 overall, description=f"iteration {i}: {name}"
             ),
             on_step=lambda message: progress.update(step, description=f"  {message}"),
-            on_done=lambda record: progress.advance(overall),
+            on_done=lambda record: (
+                progress.advance(overall),
+                progress.console.print(
+                    f"  {record.iteration}: {one_line(record)}", highlight=False
+                ),
+            ),
         )
     wall = time.perf_counter() - started
     best = result.best
