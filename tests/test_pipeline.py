@@ -186,7 +186,7 @@ def test_run_campaign_json(home, small_clip_path, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert [e["iteration"] for e in summary["experiments"]] == [0, 1, 2]
+    assert [e["iteration"] for e in summary["experiments"]] == [1, 2, 3]
     assert summary["best"] in {e["experiment_id"] for e in summary["experiments"]}
     listed = json.loads(cli("list", "--json", cwd=tmp_path).stdout)["experiments"]
     assert len(listed) == 3

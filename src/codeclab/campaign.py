@@ -52,7 +52,7 @@ def run_campaign(
         settings.model_dump(mode="json"),
     )
     sources: dict[str, str] = {}
-    for iteration in range(settings.iterations):
+    for iteration in range(1, settings.iterations + 1):
         started = time.perf_counter()
         proposal = designer.propose(result.experiments, sources)
         design_seconds = time.perf_counter() - started
