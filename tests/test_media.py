@@ -36,7 +36,7 @@ def test_hash_identifies_content_not_container(sample, tmp_path):
 def test_raw_yuv_needs_geometry_and_matches_y4m(sample, tmp_path):
     raw = tmp_path / "cars.yuv"
     raw.write_bytes(b"".join(p.tobytes() for f in sample.frames for p in f))
-    with pytest.raises(MediaError, match="--width and --height"):
+    with pytest.raises(MediaError, match="--size WxH"):
         load_clip(raw)
     clip = load_clip(raw, width=320, height=240, fps=30)
     assert clip.sha256 == sample.sha256

@@ -199,3 +199,64 @@ def test_bad_input_exits_2_with_one_line(home, tmp_path):
     assert bad.returncode == 2 and "qualities" in bad.stderr
     unknown = cli("show", "does-not-exist", cwd=tmp_path)
     assert unknown.returncode == 2
+
+
+def test_decode_command_runs_a_published_decoder_in_the_sandbox(home, small_clip_path, tmp_path):
+    program = PROGRAMS / "quantise_zlib.py"
+    record = json.loads(
+        cli(
+            "evaluate",
+            str(program),
+            "--clip",
+            str(small_clip_path),
+            "--qualities",
+            "50",
+            "--baselines",
+            "none",
+            "--json",
+            cwd=tmp_path,
+        ).stdout
+    )
+    out = tmp_path / "decoded.y4m"
+    done = cli(
+        "decode",
+        record["artifacts"]["bitstreams"][0],
+        "--decoder",
+        record["artifacts"]["decoder"],
+        "-o",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert load_clip(out).sha256 == record["results"][0]["decoded_sha256"]
+    corrupt = tmp_path / "corrupt.bin"
+    corrupt.write_bytes(b"\x00" * 9)
+    broken = cli("decode", str(corrupt), "--decoder", str(program), "-o", str(out), cwd=tmp_path)
+    assert broken.returncode == 2 and "decoder" in broken.stderr
+
+
+def test_raw_yuv_clip_with_size_and_baseline_command(home, sample, tmp_path):
+    raw = tmp_path / "cars.yuv"
+    frames = sample.frames[:3]
+    raw.write_bytes(b"".join(plane.tobytes() for frame in frames for plane in frame))
+    needs_size = cli("baseline", "--clip", str(raw), "--encoder", "x264", cwd=tmp_path)
+    assert needs_size.returncode == 2 and "--size" in needs_size.stderr
+    done = cli(
+        "baseline",
+        "--clip",
+        str(raw),
+        "--size",
+        "320x240",
+        "--fps",
+        "30",
+        "--encoder",
+        "x264",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    curve = json.loads(done.stdout)
+    assert curve["clip_sha256"] == sample.head(3).sha256
+    assert curve["settings"]["preset"] == "medium"
+    for rung in curve["rungs"]:
+        assert Path(rung["bitstream"]).stat().st_size == rung["bytes"]

@@ -13,7 +13,7 @@ from codeclab.design.evolve import program_sha256
 from codeclab.media import load_clip
 from codeclab.record import ExperimentRecord
 from codeclab.sandbox import isolate
-from codeclab.store.publish import decoder_file, requirements
+from codeclab.store.publish import decoder_file, program_from_decoder, requirements
 from tests.conftest import crop
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -114,3 +114,12 @@ def test_requirements_name_third_party_imports_only():
         "numpy",
         "scipy",
     ]
+
+
+def test_program_is_recovered_from_a_decoder_only_when_untouched():
+    source = (PROGRAMS / "quantise_zlib.py").read_text()
+    text = decoder_file(source, _record(source))
+    assert program_from_decoder(text) == source
+    assert program_from_decoder(source) == source  # a plain program is its own decoder
+    with pytest.raises(ValueError, match="altered"):
+        program_from_decoder(text.replace("// 8", "// 9", 1))

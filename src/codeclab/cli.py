@@ -33,11 +33,13 @@ ClipOpt = Annotated[
     list[Path] | None, typer.Option("--clip", help="source video (repeatable); default: sample")
 ]
 FramesOpt = Annotated[int | None, typer.Option("--frames", help="use only the first N frames")]
+SizeOpt = Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv clips, e.g. 352x288")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="frame rate of raw .yuv clips")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -65,7 +67,26 @@ def open_stores(settings: Settings) -> tuple[ExperimentStore, LocalArtifactStore
 
 
 def load_clips(settings: Settings) -> list[Clip]:
-    return [load_clip(path, max_frames=settings.max_frames) for path in settings.clips]
+    return [
+        load_clip(
+            path,
+            max_frames=settings.max_frames,
+            width=settings.raw_width,
+            height=settings.raw_height,
+            fps=settings.raw_fps,
+        )
+        for path in settings.clips
+    ]
+
+
+def parse_size(text: str | None) -> dict[str, int | None]:
+    """``--size 352x288`` as settings overrides for raw clips."""
+    if text is None:
+        return {}
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise fail(f"--size must look like 352x288, got {text!r}")
+    return {"raw_width": int(width), "raw_height": int(height)}
 
 
 def parse_qualities(text: str | None) -> list[int] | None:
@@ -142,6 +163,8 @@ def run(
     designer: Annotated[str | None, typer.Option(help="evolve (offline)")] = None,
     seed: Annotated[int | None, typer.Option(help="designer's random seed")] = None,
     frames: FramesOpt = None,
+    size: SizeOpt = None,
+    fps: FpsOpt = None,
     qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
     baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
     as_json: JsonOpt = False,
@@ -155,6 +178,8 @@ def run(
         designer=designer,
         seed=seed,
         max_frames=frames,
+        raw_fps=fps,
+        **parse_size(size),
         qualities=parse_qualities(qualities),
         baselines=parse_baselines(baselines),
     )
@@ -233,6 +258,8 @@ def evaluate_command(
     program: Annotated[Path, typer.Argument(help="a codec program (.py)")],
     clip: ClipOpt = None,
     frames: FramesOpt = None,
+    size: SizeOpt = None,
+    fps: FpsOpt = None,
     qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
     baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per sandboxed process")] = None,
@@ -245,6 +272,8 @@ def evaluate_command(
     settings = settings_from(
         clips=clip or None,
         max_frames=frames,
+        raw_fps=fps,
+        **parse_size(size),
         qualities=parse_qualities(qualities),
         baselines=parse_baselines(baselines),
         timeout_s=timeout,
@@ -349,9 +378,11 @@ def decode(
 ) -> None:
     """Decode a bitstream with a program's decoder, in the sandbox, to Y4M."""
     from codeclab.sandbox import isolate
+    from codeclab.store.publish import program_from_decoder
 
     with user_errors():
-        data, source = bitstream.read_bytes(), decoder.read_text()
+        data = bitstream.read_bytes()
+        source = program_from_decoder(decoder.read_text())
     limits = isolate.Limits.for_clip(1920, 1080, 300)
     try:
         decoded = isolate.run_decode(source, data, limits)
@@ -367,6 +398,8 @@ def baseline(
     clip: Annotated[Path, typer.Option(help="source video")],
     encoder: Annotated[str, typer.Option(help="x264, x265 or svtav1")] = "x265",
     frames: FramesOpt = None,
+    size: SizeOpt = None,
+    fps: FpsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Encode a clip with a baseline encoder over its CRF ladder and score each rung."""
@@ -374,9 +407,9 @@ def baseline(
 
     if encoder not in baselines.ENCODERS:
         raise fail(f"unknown encoder {encoder!r}; choose from {', '.join(baselines.ENCODERS)}")
-    settings = settings_from(max_frames=frames)
+    settings = settings_from(clips=[clip], max_frames=frames, raw_fps=fps, **parse_size(size))
     with user_errors():
-        source = load_clip(clip, max_frames=settings.max_frames)
+        (source,) = load_clips(settings)
     with err.status(f"encoding {source.name} with {encoder}"):
         rungs = baselines.baseline_curve(
             source.frames, source.fps, source.sha256, encoder, settings.cache_dir / "baselines"

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home")
     clips: list[Path] = Field(default_factory=lambda: [SAMPLE_CLIP])
     max_frames: int | None = Field(None, ge=1, description="use only the first N frames")
+    raw_width: int | None = Field(None, ge=2, description="width of raw .yuv clips")
+    raw_height: int | None = Field(None, ge=2, description="height of raw .yuv clips")
+    raw_fps: float | None = Field(None, gt=0, description="frame rate of raw .yuv clips")
     qualities: list[int] = Field(default_factory=lambda: [20, 40, 60, 80])
     baselines: list[Literal["x264", "x265", "svtav1"]] = Field(
         default_factory=lambda: ["x264", "x265", "svtav1"]

@@ -117,7 +117,7 @@ def _to_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
 def _open(path: Path, width: int | None, height: int | None, fps: float | None):
     if path.suffix.lower() in RAW_SUFFIXES:
         if not (width and height):
-            raise MediaError(f"{path}: raw YUV needs its geometry: give --width and --height")
+            raise MediaError(f"{path}: raw YUV needs its geometry: give its size (--size WxH)")
         options = {
             "video_size": f"{width}x{height}",
             "pixel_format": "yuv420p",

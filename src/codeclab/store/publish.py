@@ -11,6 +11,7 @@ It needs numpy and the program's own imports, never codeclab.
 from __future__ import annotations
 
 import ast
+import hashlib
 from importlib import resources
 
 from codeclab.contract import detect_style
@@ -91,3 +92,29 @@ def decoder_file(source: str, record: ExperimentRecord) -> str:
         f"# ---- codeclab: seed adapter (codeclab/sandbox/seedcompat.py) ----\n{seedcompat}\n\n"
         f"{main}"
     )
+
+
+def program_from_decoder(text: str) -> str:
+    """The program inside a published decoder, after checking it against the header's sha256.
+
+    A file that is not a published decoder is returned as it is: it is a program itself.
+    """
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(text).body
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    }
+    if "PROGRAM" not in constants or "PROGRAM_SHA256" not in constants:
+        return text
+    program = constants["PROGRAM"]
+    digest = hashlib.sha256(program.encode()).hexdigest()
+    if digest != constants["PROGRAM_SHA256"]:
+        raise ValueError(
+            f"the decoder's program has sha256 {digest[:12]}…, its header says "
+            f"{constants['PROGRAM_SHA256'][:12]}…: the file was altered"
+        )
+    return program
