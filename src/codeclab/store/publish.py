@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import sys
 from importlib import resources
 
 from codeclab.contract import detect_style
@@ -31,26 +32,6 @@ HEADER = """#!/usr/bin/env python3
 #     import it, then decode(bitstream) -> [(Y, U, V), ...] or
 #     decompress_video_frame(bitstream, frame_index, config) -> (H, W, 3) BGR
 """
-STDLIB = {
-    "math",
-    "struct",
-    "zlib",
-    "lzma",
-    "bz2",
-    "io",
-    "itertools",
-    "functools",
-    "collections",
-    "heapq",
-    "bisect",
-    "array",
-    "dataclasses",
-    "typing",
-    "enum",
-    "__future__",
-}
-
-
 def requirements(source: str) -> list[str]:
     """Third-party top-level packages the program imports (numpy is always needed)."""
     names = {"numpy"}
@@ -59,7 +40,7 @@ def requirements(source: str) -> list[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module.split(".")[0])
-    return sorted(names - STDLIB)
+    return sorted(name for name in names if name not in sys.stdlib_module_names)
 
 
 def _string_literal(source: str) -> str:
