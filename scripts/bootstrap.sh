@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
-# Set up a fresh clone: a virtual environment at .venv with codeclab and its test tools.
-# Idempotent: a second run only checks that everything is there. Needs Python 3.11+.
+# Set up a fresh clone: Debian packages the lab uses (when root), then a virtual environment
+# at .venv with codeclab and its test tools. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian packages, by the command that shows each one is present.
+#   bwrap: bubblewrap, the sandbox's namespaces (without it the lab runs with weak isolation)
+declare -A APT_PACKAGES=([bwrap]=bubblewrap)
+
+missing=()
+for command in "${!APT_PACKAGES[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || missing+=("${APT_PACKAGES[$command]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "note: not root (or no apt-get); skipping Debian packages: ${missing[*]}" >&2
+  fi
+fi
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
