@@ -1,23 +1,38 @@
 """A campaign: the designer proposes, the runner measures, the store remembers; repeat.
 
 The designer sees every finished experiment of the campaign (and the sources by hash) before
-it proposes the next program, so each proposal can learn from all results so far.
+it proposes the next program, so each proposal can learn from all results so far. With
+``workers > 1`` it proposes a batch, which a local process pool evaluates in parallel.
+
+A campaign holds a lock on its data directory (one campaign per directory at a time) and can
+be resumed after a crash: experiments are written whole or not at all, so the iterations
+that finished are kept and the interrupted one runs again under the same number.
 """
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from codeclab.config import Settings
-from codeclab.design.evolve import EvolveDesigner, fitness
+from codeclab.design.evolve import EvolveDesigner, Proposal, fitness
 from codeclab.media import Clip
 from codeclab.record import ExperimentRecord
 from codeclab.runner import Job, evaluate
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore
+
+
+class CampaignError(RuntimeError):
+    """A campaign cannot start: another one holds the directory, or nothing to resume."""
 
 
 @dataclass
@@ -32,49 +47,161 @@ class CampaignResult:
         return min(scored, key=lambda r: fitness(r) or 0.0) if scored else None
 
 
+@contextmanager
+def directory_lock(home: Path) -> Iterator[None]:
+    """Hold ``home/campaign.lock``; the kernel releases it if the process dies, even by -9."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "campaign.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise CampaignError(
+                f"a campaign is already running in {home} ({holder}); wait for it, or use "
+                "another CODECLAB_HOME"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
+@dataclass
+class Callbacks:
+    on_experiment: Callable[[int, str], None] = lambda iteration, name: None
+    on_step: Callable[[str], None] = lambda message: None
+    on_done: Callable[[ExperimentRecord], None] = lambda record: None
+
+
+def _job(
+    proposal: Proposal,
+    iteration: int,
+    campaign_id: str,
+    design_seconds: float,
+    settings: Settings,
+    clips: list[Clip],
+    store: ExperimentStore,
+    artifacts: LocalArtifactStore,
+    on_step: Callable[[str], None],
+) -> Job:
+    return Job(
+        source=proposal.source,
+        name=proposal.name,
+        clips=clips,
+        settings=settings,
+        store=store,
+        artifacts=artifacts,
+        designer=EvolveDesigner.name,
+        parent_sha256=proposal.parent_sha256,
+        reasoning=proposal.reasoning,
+        campaign_id=campaign_id,
+        iteration=iteration,
+        design_seconds=design_seconds,
+        on_step=on_step,
+    )
+
+
+def _evaluate_in_worker(
+    proposal: Proposal,
+    iteration: int,
+    campaign_id: str,
+    design_seconds: float,
+    settings: Settings,
+    clips: list[Clip],
+) -> ExperimentRecord:
+    """One experiment in a pool process, with its own connections to the stores."""
+    store, artifacts = ExperimentStore(settings.db_url), LocalArtifactStore(settings.artifacts_dir)
+    job = _job(
+        proposal,
+        iteration,
+        campaign_id,
+        design_seconds,
+        settings,
+        clips,
+        store,
+        artifacts,
+        lambda message: None,
+    )
+    return evaluate(job)
+
+
 def run_campaign(
     settings: Settings,
     clips: list[Clip],
     store: ExperimentStore,
     artifacts: LocalArtifactStore,
     *,
-    on_experiment: Callable[[int, str], None] = lambda iteration, name: None,
-    on_step: Callable[[str], None] = lambda message: None,
-    on_done: Callable[[ExperimentRecord], None] = lambda record: None,
+    resume_id: str | None = None,
+    callbacks: Callbacks | None = None,
 ) -> CampaignResult:
+    """Run (or, with ``resume_id``, continue) a campaign to ``settings.iterations``."""
+    calls = callbacks or Callbacks()
     designer = EvolveDesigner(seed=settings.seed)
-    result = CampaignResult(campaign_id=str(uuid.uuid4()))
-    store.add_campaign(
-        result.campaign_id,
-        designer.name,
-        settings.seed,
-        settings.iterations,
-        settings.model_dump(mode="json"),
-    )
+    result = CampaignResult(campaign_id=resume_id or str(uuid.uuid4()))
     sources: dict[str, str] = {}
-    for iteration in range(1, settings.iterations + 1):
-        started = time.perf_counter()
-        proposal = designer.propose(result.experiments, sources)
-        design_seconds = time.perf_counter() - started
-        on_experiment(iteration, proposal.name)
-        record = evaluate(
-            Job(
-                source=proposal.source,
-                name=proposal.name,
-                clips=clips,
-                settings=settings,
-                store=store,
-                artifacts=artifacts,
-                designer=designer.name,
-                parent_sha256=proposal.parent_sha256,
-                reasoning=proposal.reasoning,
-                campaign_id=result.campaign_id,
-                iteration=iteration,
-                design_seconds=design_seconds,
-                on_step=on_step,
-            )
+    if resume_id:
+        result.experiments = store.list(campaign_id=resume_id)
+        for record in result.experiments:
+            sources[record.program_sha256] = store.source(record.program_sha256) or ""
+    else:
+        store.add_campaign(
+            result.campaign_id,
+            designer.name,
+            settings.seed,
+            settings.iterations,
+            settings.model_dump(mode="json"),
         )
-        sources[record.program_sha256] = proposal.source
-        result.experiments.append(record)
-        on_done(record)
+    done = {r.iteration for r in result.experiments}
+    todo = [i for i in range(1, settings.iterations + 1) if i not in done]
+    # spawn, not fork: the parent runs threads (progress display) that fork would copy mid-flight
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(settings.workers, mp_context=spawn) if settings.workers > 1 else None
+    try:
+        while todo:
+            batch, todo = todo[: settings.workers], todo[settings.workers :]
+            proposals = []
+            pending = dict(sources)
+            for iteration in batch:
+                started = time.perf_counter()
+                proposal = designer.propose(result.experiments, pending, iteration)
+                pending[f"pending-{iteration}"] = proposal.source
+                proposals.append((iteration, proposal, time.perf_counter() - started))
+                calls.on_experiment(iteration, proposal.name)
+            if pool is None:
+                records = [
+                    evaluate(
+                        _job(
+                            p,
+                            i,
+                            result.campaign_id,
+                            t,
+                            settings,
+                            clips,
+                            store,
+                            artifacts,
+                            calls.on_step,
+                        )
+                    )
+                    for i, p, t in proposals
+                ]
+            else:
+                futures = [
+                    pool.submit(_evaluate_in_worker, p, i, result.campaign_id, t, settings, clips)
+                    for i, p, t in proposals
+                ]
+                records = [future.result() for future in futures]
+            for (_, proposal, _), record in zip(proposals, records, strict=True):
+                sources[record.program_sha256] = proposal.source
+                result.experiments.append(record)
+                calls.on_done(record)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    result.experiments.sort(key=lambda r: r.iteration or 0)
     return result

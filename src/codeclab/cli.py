@@ -156,37 +156,15 @@ def print_where(settings: Settings, store: ExperimentStore) -> None:
     err.print("inspect:   codeclab list  |  codeclab show ID  (the web dashboard is not built yet)")
 
 
-@app.command()
-def run(
-    clip: ClipOpt = None,
-    iterations: Annotated[int | None, typer.Option(help="experiments to run")] = None,
-    designer: Annotated[str | None, typer.Option(help="evolve (offline)")] = None,
-    seed: Annotated[int | None, typer.Option(help="designer's random seed")] = None,
-    frames: FramesOpt = None,
-    size: SizeOpt = None,
-    fps: FpsOpt = None,
-    qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
-    baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run a campaign: the designer proposes programs, the lab measures each one."""
-    from codeclab.campaign import run_campaign
+def _run_with_progress(
+    settings: Settings,
+    clips: list[Clip],
+    store: ExperimentStore,
+    artifacts: LocalArtifactStore,
+    resume_id: str | None,
+):
+    from codeclab.campaign import Callbacks, run_campaign
 
-    settings = settings_from(
-        clips=clip or None,
-        iterations=iterations,
-        designer=designer,
-        seed=seed,
-        max_frames=frames,
-        raw_fps=fps,
-        **parse_size(size),
-        qualities=parse_qualities(qualities),
-        baselines=parse_baselines(baselines),
-    )
-    started = time.perf_counter()
-    with user_errors():
-        store, artifacts = open_stores(settings)
-        clips = load_clips(settings)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -198,22 +176,70 @@ def run(
     ) as progress:
         overall = progress.add_task("campaign", total=settings.iterations)
         step = progress.add_task("", total=None)
-        result = run_campaign(
-            settings,
-            clips,
-            store,
-            artifacts,
-            on_experiment=lambda i, name: progress.update(
-                overall, description=f"iteration {i}: {name}"
-            ),
+
+        def started(iteration: int, name: str) -> None:
+            progress.update(overall, description=f"iteration {iteration}: {name}")
+
+        def done(record: ExperimentRecord) -> None:
+            progress.advance(overall)
+            progress.console.print(f"  {record.iteration}: {one_line(record)}", highlight=False)
+
+        callbacks = Callbacks(
+            on_experiment=started,
             on_step=lambda message: progress.update(step, description=f"  {message}"),
-            on_done=lambda record: (
-                progress.advance(overall),
-                progress.console.print(
-                    f"  {record.iteration}: {one_line(record)}", highlight=False
-                ),
-            ),
+            on_done=done,
         )
+        return run_campaign(
+            settings, clips, store, artifacts, resume_id=resume_id, callbacks=callbacks
+        )
+
+
+@app.command()
+def run(
+    clip: ClipOpt = None,
+    iterations: Annotated[int | None, typer.Option(help="experiments to run")] = None,
+    designer: Annotated[str | None, typer.Option(help="evolve (offline)")] = None,
+    seed: Annotated[int | None, typer.Option(help="designer's random seed")] = None,
+    workers: Annotated[int | None, typer.Option(help="experiments evaluated in parallel")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the last campaign here")] = False,
+    frames: FramesOpt = None,
+    size: SizeOpt = None,
+    fps: FpsOpt = None,
+    qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
+    baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a campaign: the designer proposes programs, the lab measures each one."""
+    from codeclab.campaign import CampaignError, directory_lock
+
+    settings = settings_from(
+        clips=clip or None,
+        iterations=iterations,
+        designer=designer,
+        seed=seed,
+        workers=workers,
+        max_frames=frames,
+        raw_fps=fps,
+        **parse_size(size),
+        qualities=parse_qualities(qualities),
+        baselines=parse_baselines(baselines),
+    )
+    started = time.perf_counter()
+    try:
+        with directory_lock(settings.home), user_errors():
+            store, artifacts = open_stores(settings)
+            resume_id = None
+            if resume:
+                campaign = store.latest_campaign()
+                if campaign is None:
+                    raise CampaignError(f"no campaign to resume in {settings.home}")
+                resume_id = campaign.id
+                settings = Settings(**(campaign.settings | {"home": settings.home}))
+                err.print(f"resuming campaign {resume_id} ({settings.iterations} iterations)")
+            clips = load_clips(settings)
+            result = _run_with_progress(settings, clips, store, artifacts, resume_id)
+    except CampaignError as exc:
+        raise fail(str(exc)) from None
     wall = time.perf_counter() - started
     best = result.best
     if as_json:

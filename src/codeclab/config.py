@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     target_kbps: float = Field(1000.0, gt=0)
     designer: Literal["evolve"] = "evolve"
     iterations: int = Field(4, ge=1)
+    workers: int = Field(1, ge=1, description="experiments evaluated in parallel")
     seed: int = 0
     timeout_s: float | None = Field(None, gt=0, description="wall-clock limit per process")
     memory_mb: int | None = Field(None, ge=64, description="address-space limit per process")

@@ -61,11 +61,18 @@ class EvolveDesigner:
     name = "evolve"
 
     def __init__(self, seed: int = 0, seeds: dict[str, str] | None = None) -> None:
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.seeds = seeds if seeds is not None else seed_programs()
 
-    def propose(self, history: list[ExperimentRecord], sources: dict[str, str]) -> Proposal:
-        """The next program to try, given every finished experiment and their sources by sha."""
+    def propose(
+        self, history: list[ExperimentRecord], sources: dict[str, str], iteration: int = 0
+    ) -> Proposal:
+        """The next program to try, given every finished experiment and their sources by sha.
+
+        The random stream is derived from the seed and the iteration, so a resumed campaign
+        proposes exactly what an uninterrupted one would have.
+        """
+        self.rng = random.Random(f"{self.seed}:{iteration}")
         tried = {normalised_sha256(src) for src in sources.values()}
         for name, source in self.seeds.items():
             if normalised_sha256(source) not in tried:

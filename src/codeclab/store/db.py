@@ -87,6 +87,8 @@ class Campaign(Base):
 
 class Experiment(Base):
     __tablename__ = "experiments"
+    # a campaign's iteration is written once: a resumed campaign cannot count one twice
+    __table_args__ = (UniqueConstraint("campaign_id", "iteration"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     iteration: Mapped[int | None] = mapped_column(Integer)
@@ -196,12 +198,27 @@ class ExperimentStore:
                 )
             )
 
+    def latest_campaign(self) -> Campaign | None:
+        """The most recently started campaign, to resume."""
+        with Session(self.engine) as session:
+            query = select(Campaign).order_by(Campaign.created_at.desc()).limit(1)
+            return session.scalars(query).first()
+
     def save(self, record: ExperimentRecord, source: str) -> None:
         """Write the program (once, by hash) and the whole experiment in one transaction."""
         with Session(self.engine) as session, session.begin():
             if session.get(Experiment, record.experiment_id) is not None:
                 return  # idempotent: a resumed campaign may offer the same experiment again
-            if session.get(Program, record.program_sha256) is None:
+            if record.campaign_id is not None and session.scalars(
+                select(Experiment.id).where(
+                    Experiment.campaign_id == record.campaign_id,
+                    Experiment.iteration == record.iteration,
+                )
+            ).first():
+                raise StoreError(
+                    f"campaign {record.campaign_id} already has iteration {record.iteration}"
+                )
+            if session.get(Program, record.program_sha256) is None:  # programs are shared
                 session.add(
                     Program(
                         sha256=record.program_sha256,

@@ -1,0 +1,99 @@
+"""Campaigns: one per data directory, resumable after kill -9, parallel workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from codeclab.campaign import directory_lock
+
+CODECLAB = [sys.executable, "-m", "codeclab"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CODECLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def iterations_in(db: Path) -> list[int]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as connection:
+        try:
+            rows = connection.execute("select iteration from experiments order by iteration")
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+        return [row[0] for row in rows]
+
+
+def test_a_killed_campaign_resumes_without_losing_or_repeating(home, small_clip_path, tmp_path):
+    args = [
+        "run",
+        "--iterations",
+        "4",
+        "--clip",
+        str(small_clip_path),
+        "--qualities",
+        "30,70",
+        "--baselines",
+        "none",
+    ]
+    victim = subprocess.Popen(
+        [*CODECLAB, *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    db = home / "codeclab.db"
+    deadline = time.monotonic() + 120
+    while not iterations_in(db) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    before = iterations_in(db)
+    assert before and len(before) < 4, "the kill should land mid-campaign"
+    resumed = cli("run", "--resume", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert [e["iteration"] for e in summary["experiments"]] == [1, 2, 3, 4]
+    assert iterations_in(db) == [1, 2, 3, 4]
+    again = cli("run", "--resume", "--json", cwd=tmp_path)
+    assert iterations_in(db) == [1, 2, 3, 4] and again.returncode == 0
+
+
+def test_one_campaign_per_data_directory(home, small_clip_path, tmp_path):
+    with directory_lock(home):
+        busy = cli("run", "--iterations", "1", "--clip", str(small_clip_path), cwd=tmp_path)
+    assert busy.returncode == 2
+    assert "already running" in busy.stderr and f"pid {os.getpid()}" in busy.stderr
+    nothing = cli("run", "--resume", cwd=tmp_path)
+    assert nothing.returncode == 2 and "no campaign to resume" in nothing.stderr
+
+
+def test_parallel_workers_keep_the_store_consistent(home, small_clip_path, tmp_path):
+    done = cli(
+        "run",
+        "--iterations",
+        "4",
+        "--workers",
+        "2",
+        "--clip",
+        str(small_clip_path),
+        "--qualities",
+        "30,70",
+        "--baselines",
+        "x264",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert [e["iteration"] for e in summary["experiments"]] == [1, 2, 3, 4]
+    assert len({e["program_sha256"] for e in summary["experiments"]}) == 4
+    assert iterations_in(home / "codeclab.db") == [1, 2, 3, 4]
