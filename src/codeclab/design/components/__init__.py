@@ -1,0 +1,112 @@
+"""Interchangeable codec components: small pieces of program source that fill one slot each.
+
+A component is source text (top-level functions and ``# @param`` tunables, nothing else)
+that uses only the allowed imports. Every component of a slot defines the same interface,
+so :mod:`codeclab.design.compose` can paste any combination of them, one per slot, around
+the shared core into one self-contained program. The interfaces, by slot:
+
+``transform``   ``transform_config() -> dict`` (``BLOCK_SIZE``), ``transform_matrix(n)``: an
+                orthonormal n x n basis (rows), so coefficient SSD equals pixel SSD.
+``intra``       ``intra_config()``, ``intra_predictors(top, left, corner, b)``: the
+                candidate predictions (modes, b, b) of a block from reconstructed neighbours.
+``motion``      ``motion_config()``, ``motion_search(cur, ref, mb, rng, lam)``: whole-pel
+                vectors (rows, cols, 2) as (dy, dx).
+``subpel``      ``subpel_config()`` (``MV_SCALE``), ``subpel_refine(cur, ref, mv, mb, cfg)``:
+                vectors in 1/MV_SCALE pel.
+``quant``       ``quant_config()``, ``quant_steps(b, step, cfg)``, ``quantise(coef, steps,
+                intra, cfg)``, ``dequantise(levels, steps)``.
+``entropy``     ``entropy_config()``, ``entropy_encode_levels(levels, cfg)`` /
+                ``entropy_decode_levels(data, count, n, cfg)``, ``entropy_encode_ints`` /
+                ``entropy_decode_ints(data, count, cfg)``.
+``loopfilter``  ``loopfilter_config()``, ``loop_filter(plane, b, step, cfg)``.
+``gop``         ``gop_config()``, ``gop_is_intra(index, cfg)``.
+
+Each ``*_config()`` returns the numbers its decoder side needs; the composed encoder
+writes them into the bitstream header and the decoder reads them from there only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codeclab.design.params import Param, parse_params
+
+SLOTS = ("transform", "intra", "motion", "subpel", "quant", "entropy", "loopfilter", "gop")
+
+PRELUDE = """import math
+import struct
+import zlib
+
+import constriction
+import numpy as np
+"""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One slot filler: its source text and what it declares."""
+
+    slot: str
+    name: str
+    source: str
+    summary: str
+    params: dict[str, Param] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.slot}={self.name}"
+
+
+def component(slot: str, name: str, summary: str, source: str) -> Component:
+    if slot not in SLOTS:
+        raise ValueError(f"unknown slot {slot!r}")
+    text = source.strip("\n") + "\n"
+    return Component(slot, name, text, summary, parse_params(text))
+
+
+def _registry() -> dict[str, dict[str, Component]]:
+    from codeclab.design.components import (
+        entropy,
+        gop,
+        intra,
+        loopfilter,
+        motion,
+        quant,
+        subpel,
+        transform,
+    )
+
+    table: dict[str, dict[str, Component]] = {slot: {} for slot in SLOTS}
+    for module in (transform, intra, motion, subpel, quant, entropy, loopfilter, gop):
+        for item in module.COMPONENTS:
+            table[item.slot][item.name] = item
+    return table
+
+
+REGISTRY = _registry()
+
+
+def get(slot: str, name: str) -> Component:
+    try:
+        return REGISTRY[slot][name]
+    except KeyError:
+        raise KeyError(f"no component {name!r} in slot {slot!r}") from None
+
+
+def choices(slot: str) -> list[str]:
+    """The component names of a slot, in a stable order."""
+    return sorted(REGISTRY[slot])
+
+
+def namespace(*parts: Component, core: bool = True) -> dict:
+    """Run the prelude, the shared core and ``parts`` in a fresh namespace (for tests).
+
+    This is lab code running the lab's own component text; programs themselves are only
+    ever run in the sandbox.
+    """
+    from codeclab.design.compose import CORE
+
+    text = PRELUDE + (CORE if core else "") + "\n".join(p.source for p in parts)
+    scope: dict = {}
+    exec(compile(text, "<components>", "exec"), scope)  # noqa: S102 - trusted lab source
+    return scope

@@ -1,0 +1,141 @@
+"""Whole-pel motion estimation on luma: cost = SAD + lam * estimated vector bits."""
+
+from codeclab.design.components import component
+
+FULL = component(
+    "motion",
+    "full_search",
+    "exhaustive search of every whole-pel offset within the range",
+    '''
+def motion_config():
+    return {}
+
+
+def motion_search(cur, ref, mb, rng, lam):
+    """Best (dy, dx) per macroblock over the whole (2 rng + 1)^2 window."""
+    h, w = cur.shape
+    pad = rng + 1
+    rp = np.pad(ref, pad, mode="edge")
+    best = np.full((h // mb, w // mb), np.inf)
+    mv = np.zeros((h // mb, w // mb, 2), np.int64)
+    for dy in range(-rng, rng + 1):
+        for dx in range(-rng, rng + 1):
+            shifted = rp[pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+            sad = np.abs(cur - shifted).reshape(h // mb, mb, w // mb, mb).sum(axis=(1, 3))
+            cost = sad + lam * (mv_bits(np.array(dy)) + mv_bits(np.array(dx)))
+            better = cost < best
+            best[better] = cost[better]
+            mv[better] = (dy, dx)
+    return mv
+''',
+)
+
+DIAMOND = component(
+    "motion",
+    "diamond",
+    "diamond search with halving steps from the zero and left-neighbour vectors",
+    '''
+# Rounds of the smallest (one-pel) diamond after the big steps.
+DIAMOND_ROUNDS = 3  # @param int 1..8
+
+
+def motion_config():
+    return {}
+
+
+def motion_search(cur, ref, mb, rng, lam):
+    """Per macroblock, walk a diamond of shrinking step towards lower cost."""
+    h, w = cur.shape
+    pad = rng + 1
+    rp = np.pad(ref, pad, mode="edge")
+    blocks = to_blocks(cur, mb).reshape(-1, mb, mb)
+    nby, nbx = h // mb, w // mb
+    ys = np.repeat(np.arange(nby) * mb, nbx)
+    xs = np.tile(np.arange(nbx) * mb, nby)
+
+    def cost(m):
+        return sad_of(blocks, rp, pad, ys, xs, m, mb) + lam * (mv_bits(m[:, 0]) + mv_bits(m[:, 1]))
+
+    mv = np.zeros((len(blocks), 2), np.int64)
+    best = cost(mv)
+    steps = []
+    s = max(1, rng // 2)
+    while s > 1:
+        steps.append(s)
+        s //= 2
+    steps += [1] * int(DIAMOND_ROUNDS)
+    for s in steps:
+        for d in ((-s, 0), (s, 0), (0, -s), (0, s)):
+            cand = np.clip(mv + np.array(d), -rng, rng)
+            c = cost(cand)
+            better = c < best
+            best[better] = c[better]
+            mv[better] = cand[better]
+        left = np.roll(mv.reshape(nby, nbx, 2), 1, axis=1).reshape(-1, 2)
+        c = cost(left)
+        better = c < best
+        best[better] = c[better]
+        mv[better] = left[better]
+    return mv.reshape(nby, nbx, 2)
+''',
+)
+
+HIERARCHICAL = component(
+    "motion",
+    "hierarchical",
+    "full search on a 4x decimated picture, then +-2 refinement at each finer level",
+    '''
+# Pyramid levels above full resolution (each halves width and height).
+PYRAMID_LEVELS = 2  # @param int 1..3
+
+
+def motion_config():
+    return {}
+
+
+def motion_search(cur, ref, mb, rng, lam):
+    """Coarse-to-fine: exhaustive at the top of a mean pyramid, +-2 on the way down."""
+    h, w = cur.shape
+    levels = int(PYRAMID_LEVELS)
+    while levels and (mb >> levels) < 2:
+        levels -= 1
+    pyr = [(cur, ref)]
+    for _ in range(levels):
+        c, r = pyr[-1]
+        hh, ww = c.shape[0] // 2 * 2, c.shape[1] // 2 * 2
+        pyr.append(tuple(
+            p[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2).mean(axis=(1, 3)) for p in (c, r)
+        ))
+    nby, nbx = h // mb, w // mb
+    mv = np.zeros((nby, nbx, 2), np.int64)
+    for level in range(levels, -1, -1):
+        c, r = pyr[level]
+        b = mb >> level
+        lr = max(1, rng >> level)
+        pad = lr + 2
+        rp = np.pad(r, pad, mode="edge")
+        blocks = to_blocks(c[: nby * b, : nbx * b], b).reshape(-1, b, b)
+        ys = np.repeat(np.arange(nby) * b, nbx)
+        xs = np.tile(np.arange(nbx) * b, nby)
+        start = mv.reshape(-1, 2)
+        if level == levels:
+            offsets = [(dy, dx) for dy in range(-lr, lr + 1) for dx in range(-lr, lr + 1)]
+        else:
+            offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+        best = np.full(len(blocks), np.inf)
+        out = start.copy()
+        for d in offsets:
+            cand = np.clip(start + np.array(d), -lr, lr)
+            bits = mv_bits(cand[:, 0] << level) + mv_bits(cand[:, 1] << level)
+            cst = sad_of(blocks, rp, pad, ys, xs, cand, b) * (1 << (2 * level)) + lam * bits
+            better = cst < best
+            best[better] = cst[better]
+            out[better] = cand[better]
+        mv = out.reshape(nby, nbx, 2)
+        if level:
+            mv = np.clip(mv * 2, -rng, rng)
+    return mv
+''',
+)
+
+COMPONENTS = [FULL, DIAMOND, HIERARCHICAL]

@@ -1,0 +1,70 @@
+"""Block transforms: orthonormal bases, so quantiser steps mean the same in every one."""
+
+from codeclab.design.components import component
+
+DCT = component(
+    "transform",
+    "dct",
+    "orthonormal DCT-II of 4, 8 or 16 points",
+    '''
+# Transform block size in pixels (luma and chroma).
+BLOCK_SIZE = 8  # @param choice 4,8,16
+
+
+def transform_config():
+    return {"BLOCK_SIZE": BLOCK_SIZE}
+
+
+def transform_matrix(n):
+    """Orthonormal DCT-II basis: row k is frequency k."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    m[0] /= math.sqrt(2.0)
+    return m
+''',
+)
+
+WHT = component(
+    "transform",
+    "wht",
+    "Walsh-Hadamard transform in sequency order (additions only)",
+    '''
+# Transform block size in pixels (luma and chroma).
+BLOCK_SIZE = 8  # @param choice 4,8,16
+
+
+def transform_config():
+    return {"BLOCK_SIZE": BLOCK_SIZE}
+
+
+def transform_matrix(n):
+    """Orthonormal Walsh-Hadamard basis, rows sorted by sign changes (sequency)."""
+    h = np.ones((1, 1))
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    changes = (np.diff(np.sign(h), axis=1) != 0).sum(axis=1)
+    return h[np.argsort(changes, kind="stable")] / math.sqrt(n)
+''',
+)
+
+INT4 = component(
+    "transform",
+    "int4",
+    "H.264 4x4 integer core transform, row norms folded into the quantiser (orthonormal)",
+    '''
+def transform_config():
+    return {"BLOCK_SIZE": 4}
+
+
+def transform_matrix(n):
+    """H.264's integer matrix [[1,1,1,1],[2,1,-1,-2],[1,-1,-1,1],[1,-2,2,-1]], rows scaled
+    to unit norm (the scaling H.264 folds into its quantiser tables)."""
+    if n != 4:
+        raise ValueError("the H.264 integer transform is 4x4")
+    m = np.array([[1, 1, 1, 1], [2, 1, -1, -2], [1, -1, -1, 1], [1, -2, 2, -1]], np.float64)
+    return m / np.sqrt((m * m).sum(axis=1, keepdims=True))
+''',
+)
+
+COMPONENTS = [DCT, WHT, INT4]

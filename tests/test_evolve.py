@@ -1,0 +1,222 @@
+"""Composition, operators and the evolve designer (no campaign: fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codeclab.config import SAMPLE_CLIP
+from codeclab.design import compose
+from codeclab.design.components import SLOTS, choices
+from codeclab.design.evolve import EvolveDesigner, normalised_sha256, seed_programs
+from codeclab.design.params import parse_params
+from codeclab.media import load_clip
+from codeclab.record import ExperimentRecord
+from codeclab.sandbox import isolate
+from codeclab.sandbox.policy import check_program
+
+
+@pytest.fixture(scope="module")
+def frames() -> list:
+    clip = load_clip(SAMPLE_CLIP, max_frames=3)
+    return [
+        (
+            np.ascontiguousarray(y[64:112, 96:160]),
+            np.ascontiguousarray(u[32:56, 48:80]),
+            np.ascontiguousarray(v[32:56, 48:80]),
+        )
+        for y, u, v in clip.frames
+    ]
+
+
+def run(source: str) -> dict:
+    scope: dict = {}
+    exec(compile(source, "<composed>", "exec"), scope)  # noqa: S102 - our own composed program
+    return scope
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def round_trip(
+    source: str, frames: list, quality: int = 70, floor: float = 30.0
+) -> tuple[bytes, list]:
+    scope = run(source)
+    bitstream = scope["encode"](frames, 30.0, quality)
+    decoded = scope["decode"](bitstream)
+    assert len(decoded) == len(frames)
+    for (y, u, v), (dy, du, dv) in zip(frames, decoded, strict=True):
+        assert dy.shape == y.shape and du.shape == u.shape and dv.shape == v.shape
+        assert dy.dtype == np.uint8
+        assert psnr(y, dy) > floor
+    return bitstream, decoded
+
+
+def variants() -> list[dict[str, str]]:
+    """The defaults plus every component swapped into the default composition once."""
+    out = [compose.DEFAULT, compose.INTRA_DEFAULT]
+    for slot in SLOTS:
+        out += [{slot: name} for name in choices(slot) if name != compose.DEFAULT[slot]]
+    return out
+
+
+@pytest.mark.parametrize("parts", variants(), ids=lambda p: "+".join(p.values()))
+def test_every_composition_passes_the_policy_and_round_trips(parts, frames):
+    source = compose.compose(parts)
+    report = check_program(source)
+    assert report.style == "native"
+    assert compose.parse_components(source) == {**compose.DEFAULT, **parts}
+    bitstream, decoded = round_trip(source, frames)
+    again = run(source)
+    assert again["encode"](frames, 30.0, 70) == bitstream  # deterministic
+    low, _ = round_trip(source, frames, quality=30, floor=20.0)
+    assert len(low) < len(bitstream)
+
+
+def test_decode_works_in_a_fresh_sandboxed_process(frames):
+    source = compose.compose()
+    limits = isolate.Limits.for_clip(64, 48, len(frames))
+    encoded = isolate.run_encode(source, frames, 30.0, 60, limits)
+    decoded = isolate.run_decode(source, encoded.bitstream, limits)
+    local = run(source)["decode"](encoded.bitstream)
+    for mine, theirs in zip(local, decoded.frames, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            assert np.array_equal(a, b)
+
+
+def test_header_carries_the_decoder_parameters(frames):
+    source = compose.compose(values={"DEBLOCK": 0.5, "BLOCK_SIZE": 4})
+    bitstream = run(source)["encode"](frames, 30.0, 60)
+    # a decoder whose own constants differ still decodes: it reads the header, not them
+    other = compose.compose(values={"DEBLOCK": 2.0, "BLOCK_SIZE": 16})
+    assert np.array_equal(
+        run(other)["decode"](bitstream)[0][0], run(source)["decode"](bitstream)[0][0]
+    )
+
+
+def test_swap_keeps_evolved_values_and_changes_one_slot():
+    parent = compose.compose(values={"QP_SCALE": 1.7, "DEBLOCK": 0.9})
+    child = compose.swap(parent, "entropy", "expgolomb")
+    check_program(child)
+    assert compose.parse_components(child) == {**compose.DEFAULT, "entropy": "expgolomb"}
+    params = parse_params(child)
+    assert params["QP_SCALE"].value == 1.7 and params["DEBLOCK"].value == 0.9
+    assert "ESCAPE" not in params and "EG_ORDER" in params
+    assert normalised_sha256(child) != normalised_sha256(parent)
+    with pytest.raises(ValueError):
+        compose.swap(seed_programs()["inter_mc"], "entropy", "expgolomb")
+
+
+def test_crossover_takes_slots_and_their_values_from_the_second_parent():
+    first = compose.compose(values={"QP_SCALE": 1.5, "DEBLOCK": 0.4})
+    second = compose.compose(
+        {"loopfilter": "deblock", "transform": "wht", "entropy": "expgolomb"},
+        {"QP_SCALE": 0.6, "DEBLOCK": 2.0, "BLOCK_SIZE": 4},
+    )
+    child = compose.crossover(first, second, {"loopfilter", "transform"})
+    check_program(child)
+    parts = compose.parse_components(child)
+    assert parts["transform"] == "wht" and parts["entropy"] == "adaptive_range"
+    params = parse_params(child)
+    assert params["DEBLOCK"].value == 2.0 and params["BLOCK_SIZE"].value == 4
+    assert params["QP_SCALE"].value == 1.5  # the skeleton's values come from the first
+    assert len({normalised_sha256(s) for s in (first, second, child)}) == 3
+
+
+def _record(sha: str, name: str, bd: float | None, iteration: int, parent=None, reasoning=None):
+    return ExperimentRecord(
+        experiment_id=sha,
+        iteration=iteration,
+        status="ok",
+        program_sha256=sha,
+        program_name=name,
+        parent_sha256=parent,
+        designer="evolve",
+        reasoning=reasoning or {},
+        isolation="weak",
+        source_bytes=1000,
+        qualities=[1],
+        bd_rate={"x264": {"psnr_y": {"value": bd}}} if bd is not None else {},
+    )
+
+
+def _campaign(designer: EvolveDesigner, steps: int, score) -> tuple[list, dict]:
+    history, sources = [], {}
+    for iteration in range(1, steps + 1):
+        proposal = designer.propose(history, sources, iteration)
+        sha = f"sha{iteration}"
+        assert normalised_sha256(proposal.source) not in {
+            normalised_sha256(s) for s in sources.values()
+        }
+        sources[sha] = proposal.source
+        history.append(
+            _record(
+                sha,
+                proposal.name,
+                score(proposal.source),
+                iteration,
+                proposal.parent_sha256,
+                proposal.reasoning,
+            )
+        )
+    return history, sources
+
+
+def _score(source: str) -> float:
+    params = parse_params(source)
+    value = params["QP_SCALE"].value if "QP_SCALE" in params else 1.0
+    return 10.0 + 5 * abs(value - 2.0) + len(source) % 7
+
+
+def test_designer_evaluates_seeds_then_uses_every_operator_without_duplicates():
+    designer = EvolveDesigner(seed=3)
+    history, _ = _campaign(designer, 40, _score)
+    seeds = [r for r in history if r.parent_sha256 is None]
+    assert [r.program_name for r in seeds] == [*seed_programs(), "composed"]
+    texts = [r.reasoning.text for r in history if r.parent_sha256]
+    operators = {t.split()[1] for t in texts}
+    assert {"mutate", "swap"} <= operators and operators <= {
+        "mutate",
+        "swap",
+        "crossover",
+        "extrapolate",
+    }
+    assert all("island" in t and "grid cell" in t and "BD-rate vs x264" in t for t in texts)
+
+
+def test_designer_is_deterministic_given_seed_iteration_and_history():
+    history, sources = _campaign(EvolveDesigner(seed=5), 12, _score)
+    a = EvolveDesigner(seed=5).propose(history, sources, 13)
+    b = EvolveDesigner(seed=5).propose(list(history), dict(sources), 13)
+    assert a == b
+    replay, _ = _campaign(EvolveDesigner(seed=5), 12, _score)
+    assert [r.program_name for r in replay] == [r.program_name for r in history]
+    c = EvolveDesigner(seed=6).propose(history, sources, 13)
+    d = EvolveDesigner(seed=5).propose(history, sources, 14)
+    assert a.source != c.source or a.source != d.source
+
+
+def test_duplicates_are_rejected_before_evaluation_including_pending_ones():
+    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
+    history, sources = _campaign(designer, 3, _score)
+    first = designer.propose(history, sources, 4)
+    pending = {**sources, "pending-4": first.source}
+    second = designer.propose(history, pending, 4)
+    assert normalised_sha256(second.source) != normalised_sha256(first.source)
+    # a cosmetic change (comment) is still the same program
+    assert designer.database(history, pending).is_duplicate(first.source + "\n# note\n")
+
+
+def test_extrapolate_repeats_a_step_that_paid_off():
+    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
+    base = compose.compose()
+    better = compose.compose(values={"QP_SCALE": 1.2})
+    history = [
+        _record("a", "composed", 10.0, 1),
+        _record("b", "composed~x", 8.0, 2, "a", {"mutations": ["QP_SCALE: 1.0 -> 1.2"]}),
+    ]
+    db = designer.database(history, {"a": base, "b": better})
+    step = designer._extrapolation(db, db.entries["b"])
+    assert step == {"QP_SCALE": (1.2, 1.4)}
