@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeclab.config import Settings
-from codeclab.design.evolve import EvolveDesigner, Proposal, fitness
+from codeclab.design.evolve import EvolveDesigner, Proposal
+from codeclab.evaluate import rd
 from codeclab.media import Clip
 from codeclab.record import ExperimentRecord
 from codeclab.runner import Job, evaluate
@@ -42,9 +43,94 @@ class CampaignResult:
 
     @property
     def best(self) -> ExperimentRecord | None:
-        """The successful experiment with the lowest BD-rate against x265, if any was scored."""
-        scored = [r for r in self.experiments if fitness(r) is not None]
-        return min(scored, key=lambda r: fitness(r) or 0.0) if scored else None
+        """The leader: the successful experiment with the lowest holdout BD-rate."""
+        scored = [r for r in self.experiments if leaderboard(r) is not None]
+        return min(scored, key=lambda r: leaderboard(r) or 0.0) if scored else None
+
+    def families(self) -> list[FamilyHull]:
+        return family_hulls(self.experiments)
+
+
+LEADERBOARD_ENCODERS = ("x264", "x265")
+"""The anchors the leaderboard ranks by, in the order the designer's fitness uses them."""
+
+
+def leaderboard(record: ExperimentRecord) -> float | None:
+    """The leaderboard figure: BD-rate (PSNR-Y) on the holdout clips; lower is better."""
+    if record.status != "ok":
+        return None
+    for encoder in LEADERBOARD_ENCODERS:
+        bd = record.leaderboard_bd_rate(encoder)
+        if bd is not None and bd.value is not None:
+            return bd.value
+    return None
+
+
+def family_of(program_name: str) -> str:
+    """Programs that share a name before ``~`` are configurations of one program."""
+    return program_name.split("~")[0]
+
+
+@dataclass
+class HullPoint:
+    program_name: str
+    experiment_id: str
+    quality: int
+    kbps: float
+    psnr_y: float
+
+
+@dataclass
+class FamilyHull:
+    """The convex hull of every configuration of one program family on one clip."""
+
+    family: str
+    clip: str
+    clip_sha256: str
+    programs: int
+    points: list[HullPoint]
+    bd_rate_x265: float | None
+    reason: str | None = None
+
+
+def family_hulls(records: list[ExperimentRecord]) -> list[FamilyHull]:
+    """Per program family and clip: the (kbps, PSNR-Y) hull over all its configurations'
+    rungs, and the hull's BD-rate against x265 on that clip (its best reachable curve)."""
+    groups: dict[tuple[str, str], list[ExperimentRecord]] = {}
+    for record in records:
+        if record.status != "ok":
+            continue
+        for sha in dict.fromkeys(r.clip_sha256 for r in record.results):
+            groups.setdefault((family_of(record.program_name), sha), []).append(record)
+    hulls = []
+    for (family, sha), members in groups.items():
+        rungs = [(m, r) for m in members for r in m.results if r.clip_sha256 == sha]
+        kept = rd.hull_indices([(r.kbps, r.psnr_y) for _, r in rungs])
+        points = [
+            HullPoint(m.program_name, m.experiment_id, r.quality, r.kbps, r.psnr_y)
+            for m, r in (rungs[i] for i in kept)
+        ]
+        anchor = next(
+            (c for m in members for c in m.baselines.get("x265", []) if c.clip_sha256 == sha),
+            None,
+        )
+        value, reason = None, "no x265 baseline on this clip"
+        if anchor is not None:
+            value, reason = rd.bd_rate(
+                [(r.kbps, r.psnr_y) for r in anchor.rungs], [(p.kbps, p.psnr_y) for p in points]
+            )
+        hulls.append(
+            FamilyHull(
+                family=family,
+                clip=rungs[0][1].clip,
+                clip_sha256=sha,
+                programs=len({m.program_sha256 for m in members}),
+                points=points,
+                bd_rate_x265=value,
+                reason=reason,
+            )
+        )
+    return hulls
 
 
 @contextmanager
@@ -169,7 +255,9 @@ def run_campaign(
             pending = dict(sources)
             for iteration in batch:
                 started = time.perf_counter()
-                proposal = designer.propose(result.experiments, pending, iteration)
+                # designers see train scores only: holdout clips are the leaderboard's
+                seen = [record.train_view() for record in result.experiments]
+                proposal = designer.propose(seen, pending, iteration)
                 pending[f"pending-{iteration}"] = proposal.source
                 proposals.append((iteration, proposal, time.perf_counter() - started))
                 calls.on_experiment(iteration, proposal.name)

@@ -7,6 +7,7 @@ on standard output; progress goes to standard error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from contextlib import contextmanager
@@ -33,6 +34,10 @@ ClipOpt = Annotated[
     list[Path] | None, typer.Option("--clip", help="source video (repeatable); default: sample")
 ]
 FramesOpt = Annotated[int | None, typer.Option("--frames", help="use only the first N frames")]
+TestSetOpt = Annotated[
+    str | None,
+    typer.Option("--test-set", help="a [test_sets.NAME] of codeclab.toml; default: the clips"),
+]
 SizeOpt = Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv clips, e.g. 352x288")]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="frame rate of raw .yuv clips")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
@@ -77,6 +82,21 @@ def load_clips(settings: Settings) -> list[Clip]:
         )
         for path in settings.clips
     ]
+
+
+def load_test_clips(settings: Settings) -> list[Clip]:
+    """The clips of the test set (``--test-set``, pins checked); default: the ``--clip``s."""
+    from codeclab.evaluate.testsets import load_test_set
+
+    return load_test_set(settings)[0]
+
+
+def no_clips_with_test_set(clip: list[Path] | None, settings: Settings) -> None:
+    if clip and settings.test_set:
+        raise fail(
+            f"--clip and the test set {settings.test_set!r} exclude each other: "
+            "list the clips in the test set"
+        )
 
 
 def parse_size(text: str | None) -> dict[str, int | None]:
@@ -207,12 +227,14 @@ def run(
     fps: FpsOpt = None,
     qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
     baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
+    test_set: TestSetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a campaign: the designer proposes programs, the lab measures each one."""
     from codeclab.campaign import CampaignError, directory_lock
 
     settings = settings_from(
+        test_set=test_set,
         clips=clip or None,
         iterations=iterations,
         designer=designer,
@@ -224,6 +246,7 @@ def run(
         qualities=parse_qualities(qualities),
         baselines=parse_baselines(baselines),
     )
+    no_clips_with_test_set(clip, settings)
     started = time.perf_counter()
     try:
         with directory_lock(settings.home), user_errors():
@@ -236,7 +259,7 @@ def run(
                 resume_id = campaign.id
                 settings = Settings(**(campaign.settings | {"home": settings.home}))
                 err.print(f"resuming campaign {resume_id} ({settings.iterations} iterations)")
-            clips = load_clips(settings)
+            clips = load_test_clips(settings)
             result = _run_with_progress(settings, clips, store, artifacts, resume_id)
     except CampaignError as exc:
         raise fail(str(exc)) from None
@@ -260,21 +283,31 @@ def run(
                                 "program_sha256",
                                 "results",
                                 "bd_rate",
+                                "bd_rate_train",
+                                "bd_rate_holdout",
+                                "test_set",
+                                "holdout_is_train",
                                 "target",
                             },
                         )
                         for r in result.experiments
                     ],
                     "best": best.experiment_id if best else None,
+                    "families": [dataclasses.asdict(f) for f in result.families()],
                     "wall_s": round(wall, 2),
                 }
             )
         )
         return
     out.print(summary_table(result.experiments, f"campaign {result.campaign_id}"))
+    print_families(result.families())
     if best:
-        bd = best.headline()["bd_rate_x265"]
-        out.print(f"best: {best.experiment_id[:8]} {best.program_name}, BD-rate vs x265 {bd:+.1f}%")
+        from codeclab.campaign import leaderboard
+
+        out.print(
+            f"best: {best.experiment_id[:8]} {best.program_name}, holdout BD-rate (PSNR-Y) "
+            f"{leaderboard(best):+.1f}%"
+        )
     out.print(f"wall time: {wall:.1f} s")
     print_where(settings, store)
 
@@ -290,12 +323,14 @@ def evaluate_command(
     baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per sandboxed process")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="memory cap per process, MB")] = None,
+    test_set: TestSetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, run, score and publish one program (phases 2 to 7)."""
     from codeclab.runner import Job, evaluate
 
     settings = settings_from(
+        test_set=test_set,
         clips=clip or None,
         max_frames=frames,
         raw_fps=fps,
@@ -305,10 +340,11 @@ def evaluate_command(
         timeout_s=timeout,
         memory_mb=memory_mb,
     )
+    no_clips_with_test_set(clip, settings)
     with user_errors():
         source = program.read_text()
         store, artifacts = open_stores(settings)
-        clips = load_clips(settings)
+        clips = load_test_clips(settings)
     with err.status("evaluating") as status:
         record = evaluate(
             Job(
@@ -324,6 +360,20 @@ def evaluate_command(
     show_record(record, as_json)
 
 
+def print_families(families: list) -> None:
+    """Each program family's convex hull over its configurations, per clip."""
+    if not any(f.programs > 1 for f in families):
+        return
+    table = Table(title="program families: convex hull of all configurations", title_justify="left")
+    for column in ("family", "clip", "programs", "hull points", "BD x265 (hull)"):
+        table.add_column(column)
+    for f in families:
+        bd = "-" if f.bd_rate_x265 is None else f"{f.bd_rate_x265:+.1f}%"
+        points = ", ".join(f"{p.kbps:.0f}:{p.psnr_y:.2f}" for p in f.points)
+        table.add_row(f.family, f.clip, str(f.programs), points, bd)
+    out.print(table)
+
+
 def show_record(record: ExperimentRecord, as_json: bool) -> None:
     if as_json:
         print(record.model_dump_json())
@@ -331,21 +381,41 @@ def show_record(record: ExperimentRecord, as_json: bool) -> None:
     out.print(summary_table([record], f"experiment {record.experiment_id}"))
     if record.error:
         out.print(f"[red]{record.status} in {record.phase}:[/red] {record.error}", highlight=False)
+    if record.test_set:
+        splits = ", ".join(f"{c.name}: {c.split}" for c in record.clips)
+        same = " (the holdout is the train set)" if record.holdout_is_train else ""
+        out.print(f"  test set {record.test_set}{same}: {splits}", highlight=False)
     for r in record.results:
+        extra = f", MS-SSIM-Y {r.ms_ssim_y:.4f}" if r.ms_ssim_y is not None else ""
+        extra += f", VMAF {r.vmaf:.2f}" if r.vmaf is not None else ""
         out.print(
             f"  {r.clip} q{r.quality}: {r.bytes} bytes, {r.kbps:.1f} kbps, "
-            f"PSNR-Y {r.psnr_y:.2f} dB, SSIM-Y {r.ssim_y:.4f}"
+            f"PSNR-Y {r.psnr_y:.2f} dB, SSIM-Y {r.ssim_y:.4f}{extra}"
         )
-    for encoder, metrics in record.bd_rate.items():
-        for metric, bd in metrics.items():
-            value = f"{bd.value:+.2f}%" if bd.value is not None else f"n/a ({bd.reason})"
-            out.print(f"  BD-rate {metric} vs {encoder}: {value}")
+    tables = [("", record.bd_rate)]
+    if record.test_set and not record.holdout_is_train:
+        tables += [(" (train)", record.bd_rate_train), (" (holdout)", record.bd_rate_holdout)]
+    for label, table in tables:
+        for encoder, metrics in table.items():
+            for metric, bd in metrics.items():
+                value = f"{bd.value:+.2f}%" if bd.value is not None else f"n/a ({bd.reason})"
+                out.print(f"  BD-rate{label} {metric} vs {encoder}: {value}", highlight=False)
     if record.target:
         t = record.target
         out.print(
             f"  target {t.target_kbps:.0f} kbps: {'achieved' if t.achieved else 'not achieved'}"
-            + (f" ({t.reason})" if t.reason else "")
+            + (f" ({t.reason})" if t.reason else ""),
+            highlight=False,
         )
+        if t.kbps is not None:
+            reference = fmt(t.x265_psnr_y_at_kbps, ".2f")
+            out.print(
+                f"    rate: {t.kbps:.1f} kbps <= {t.target_kbps:.0f}? "
+                f"{'yes' if t.kbps <= t.target_kbps else 'no'};  quality: PSNR-Y "
+                f"{fmt(t.psnr_y, '.2f')} dB vs x265's {reference} dB at that rate"
+                + (f" (holdout clip {t.clip})" if t.clip else ""),
+                highlight=False,
+            )
     for name, value in record.artifacts.model_dump().items():
         if value:
             out.print(f"  {name}: {value if isinstance(value, str) else f'{len(value)} files'}")
@@ -431,6 +501,8 @@ def baseline(
     """Encode a clip with a baseline encoder over its CRF ladder and score each rung."""
     from codeclab.evaluate import baselines
 
+    if encoder in baselines.KNOWN_ENCODERS and encoder not in baselines.ENCODERS:
+        raise fail(baselines.unavailable(encoder) or f"{encoder} is unavailable")
     if encoder not in baselines.ENCODERS:
         raise fail(f"unknown encoder {encoder!r}; choose from {', '.join(baselines.ENCODERS)}")
     settings = settings_from(clips=[clip], max_frames=frames, raw_fps=fps, **parse_size(size))
@@ -438,7 +510,12 @@ def baseline(
         (source,) = load_clips(settings)
     with err.status(f"encoding {source.name} with {encoder}"):
         rungs = baselines.baseline_curve(
-            source.frames, source.fps, source.sha256, encoder, settings.cache_dir / "baselines"
+            source.frames,
+            source.fps,
+            source.sha256,
+            encoder,
+            settings.cache_dir / "baselines",
+            with_vmaf=settings.vmaf,
         )
     payload = {
         "clip": source.name,
@@ -457,3 +534,64 @@ def baseline(
             f"  crf {r.crf}: {r.bytes} bytes, {r.kbps:.1f} kbps, PSNR-Y {r.psnr_y:.2f} dB, "
             f"SSIM-Y {r.ssim_y:.4f}"
         )
+
+
+@app.command("metrics")
+def metrics_command(
+    reference: Annotated[Path, typer.Argument(help="the source video")],
+    distorted: Annotated[Path, typer.Argument(help="the video to score against it")],
+    frames: FramesOpt = None,
+    vmaf: Annotated[bool, typer.Option(help="VMAF too, when FFmpeg has libvmaf")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score any two videos frame by frame: PSNR Y/U/V/YUV, SSIM-Y, MS-SSIM-Y, VMAF."""
+    from codeclab.evaluate.compare import compare_files
+
+    with user_errors():
+        result = compare_files(reference, distorted, frames=frames, with_vmaf=vmaf)
+    if as_json:
+        print(json.dumps(result))
+        return
+    means = result["metrics"]
+    out.print(
+        f"{result['frames']} frames of {result['reference']['width']}x"
+        f"{result['reference']['height']}: {distorted} against {reference}",
+        highlight=False,
+    )
+    for name in ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "ms_ssim_y", "vmaf"):
+        value = means[name]
+        reason = means.get(name.replace("_y", "") + "_reason") if value is None else None
+        shown = "n/a" + (f" ({reason})" if reason else "") if value is None else f"{value:.6f}"
+        out.print(f"  {name:9s} {shown}", highlight=False)
+
+
+@app.command()
+def bench(as_json: JsonOpt = False) -> None:
+    """Measure the lab's evaluation speed here: metrics vs the ffmpeg CLI, sandbox, overhead."""
+    from codeclab.evaluate.bench import run as run_bench
+
+    settings = settings_from()
+    with user_errors(), err.status("benchmarking (about a minute)"):
+        result = run_bench(settings.cache_dir)
+    if as_json:
+        print(json.dumps(result))
+        return
+    m = result["machine"]
+    out.print(
+        f"machine: {m['cpu']}, {m['usable_cores']} cores, {m['memory_gb']} GB, load "
+        f"{m['load_average']}",
+        highlight=False,
+    )
+    for key in (
+        "metrics_fps_1080p",
+        "ffmpeg_cli_fps_1080p",
+        "metrics_vs_ffmpeg",
+        "ms_ssim_fps_1080p",
+        "sandbox_launch_ms",
+        "eval_overhead_ratio",
+        "eval_overhead_ratio_warm",
+        "baseline_encodes_second_run",
+    ):
+        out.print(f"  {key:28s} {result.get(key)}", highlight=False)
+    for goal, met in result["goals"].items():
+        out.print(f"  goal {goal}: {'met' if met else 'NOT met' if met is False else 'n/a'}")

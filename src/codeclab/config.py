@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,36 @@ SAMPLE_CLIP = Path(__file__).parent / "data" / "cars_320x240_30f.y4m"
 
 def _config_file() -> Path:
     return Path(os.environ.get("CODECLAB_CONFIG", "codeclab.toml"))
+
+
+DEFAULT_TEST_SET = "default"
+
+
+class TestSet(BaseModel):
+    """A named list of clips split into train and holdout (``[test_sets.NAME]``).
+
+    Designers see scores of train clips only; the leaderboard and the target check use the
+    holdout clips. An empty ``holdout`` means the train clips are the holdout too (records
+    say so). ``sha256`` pins clip files (keys as written in the lists, values the sha256 of
+    the file's bytes, as ``sha256sum`` prints it): a file that differs refuses the run.
+    """
+
+    __test__ = False  # not a pytest class, despite its name
+    model_config = ConfigDict(extra="forbid")
+
+    train: list[Path] = Field(min_length=1)
+    holdout: list[Path] = Field(default_factory=list)
+    sha256: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pins_name_clips(self) -> TestSet:
+        listed = {str(p) for p in [*self.train, *self.holdout]}
+        for key, digest in self.sha256.items():
+            if key not in listed:
+                raise ValueError(f"sha256 pin {key!r} names no clip of the set")
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError(f"sha256 pin for {key!r} is not 64 hex digits")
+        return self
 
 
 class Settings(BaseSettings):
@@ -39,7 +69,7 @@ class Settings(BaseSettings):
     raw_height: int | None = Field(None, ge=2, description="height of raw .yuv clips")
     raw_fps: float | None = Field(None, gt=0, description="frame rate of raw .yuv clips")
     qualities: list[int] = Field(default_factory=lambda: [20, 40, 60, 80])
-    baselines: list[Literal["x264", "x265", "svtav1"]] = Field(
+    baselines: list[Literal["x264", "x265", "svtav1", "aom"]] = Field(
         default_factory=lambda: ["x264", "x265", "svtav1"]
     )
     target_kbps: float = Field(1000.0, gt=0)
@@ -50,6 +80,14 @@ class Settings(BaseSettings):
     timeout_s: float | None = Field(None, gt=0, description="wall-clock limit per process")
     memory_mb: int | None = Field(None, ge=64, description="address-space limit per process")
     max_source_bytes: int = Field(256 * 1024, ge=1024)
+    require_strong_isolation: bool = Field(
+        False, description="refuse to run programs unless bubblewrap isolation works"
+    )
+    test_sets: dict[str, TestSet] = Field(default_factory=dict)
+    test_set: str | None = Field(
+        None, description="the named test set to run on; default: clips, split by position"
+    )
+    vmaf: bool = Field(True, description="compute VMAF when an FFmpeg with libvmaf exists")
 
     @field_validator("qualities")
     @classmethod
@@ -60,6 +98,15 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"qualities must be in 1..100, got {bad}")
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _test_set_exists(self) -> Settings:
+        if self.test_set not in (None, DEFAULT_TEST_SET, *self.test_sets):
+            known = ", ".join(sorted(self.test_sets)) or "none"
+            raise ValueError(
+                f"unknown test set {self.test_set!r} (configured in [test_sets]: {known})"
+            )
+        return self
 
     @property
     def db_url(self) -> str:

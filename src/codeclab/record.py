@@ -13,6 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Status = Literal["ok", "rejected", "failed"]
+Split = Literal["train", "holdout", "train+holdout"]
+"""Where a clip of the test set counts: designers see train scores only; the leaderboard
+and the target check use holdout clips (the same clips when the set has no separate holdout)."""
 PHASES = ("design", "validation", "deployment", "execution", "verification", "analysis", "publish")
 
 
@@ -31,14 +34,24 @@ class ClipInfo(BaseModel):
     frames: int
     fps: float
     conversions: list[str] = Field(default_factory=list)
+    split: Split = "train+holdout"
 
 
 class FrameMetrics(BaseModel):
+    """Scores of a decode; ``None`` where a metric is undefined or was not computed.
+
+    ``ms_ssim_y`` is ``None`` for pictures under 161x161 (and in records made before the lab
+    computed it); ``vmaf`` is ``None`` without an FFmpeg that has libvmaf (see the rung's
+    ``vmaf_reason``).
+    """
+
     psnr_y: float
     psnr_u: float
     psnr_v: float
     psnr_yuv: float
     ssim_y: float
+    ms_ssim_y: float | None = None
+    vmaf: float | None = None
 
 
 class Rung(FrameMetrics):
@@ -54,6 +67,7 @@ class Rung(FrameMetrics):
     bpp: float
     encode_s: float
     decode_s: float
+    vmaf_reason: str | None = None
 
 
 class RungResult(Rung):
@@ -91,6 +105,8 @@ class Target(BaseModel):
     psnr_y: float | None = None
     x265_psnr_y_at_kbps: float | None = None
     reason: str | None = None
+    clip: str | None = None
+    per_clip: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class PhaseRecord(BaseModel):
@@ -135,6 +151,10 @@ class ExperimentRecord(BaseModel):
     results: list[RungResult] = Field(default_factory=list)
     baselines: dict[str, list[BaselineCurve]] = Field(default_factory=dict)
     bd_rate: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
+    bd_rate_train: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
+    bd_rate_holdout: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
+    test_set: str | None = None
+    holdout_is_train: bool = False
     target: Target | None = None
     phases: list[PhaseRecord] = Field(default_factory=list)
     artifacts: Artifacts = Field(default_factory=Artifacts)
@@ -142,16 +162,67 @@ class ExperimentRecord(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
     def headline(self) -> dict[str, float | None]:
-        """The figures a summary table shows: mean kbps/PSNR/SSIM over rungs, BD vs x265."""
+        """The figures a summary table shows: mean kbps/PSNR/SSIM over rungs, BD vs x265.
+
+        The BD-rate is the leaderboard's: over the holdout clips (over all clips for records
+        made before test sets had a holdout).
+        """
 
         def mean(name: str) -> float | None:
             values = [getattr(r, name) for r in self.results]
-            return sum(values) / len(values) if values else None
+            if not values or any(v is None for v in values):
+                return None
+            return sum(values) / len(values)
 
-        x265 = self.bd_rate.get("x265", {}).get("psnr_y")
+        x265 = self.leaderboard_bd_rate("x265")
         return {
             "kbps": mean("kbps"),
             "psnr_y": mean("psnr_y"),
             "ssim_y": mean("ssim_y"),
+            "ms_ssim_y": mean("ms_ssim_y"),
             "bd_rate_x265": x265.value if x265 else None,
         }
+
+    def leaderboard_bd_rate(self, encoder: str, metric: str = "psnr_y") -> BdRate | None:
+        """BD-rate over the holdout clips, which designers never see scores of."""
+        split = self.bd_rate_holdout if self.test_set is not None else self.bd_rate
+        return split.get(encoder, {}).get(metric)
+
+    def train_view(self) -> ExperimentRecord:
+        """This record as a designer may see it: scores of train clips only.
+
+        Holdout clips' results, baselines, BD-rates and the target check (which is judged on
+        holdout clips) are removed, and ``bd_rate`` is the train average. A record without a
+        test set is returned as it is.
+        """
+        if self.test_set is None:
+            return self
+        train = {c.sha256 for c in self.clips if c.split != "holdout"}
+        names = {c.name for c in self.clips if c.split != "holdout"}
+
+        def train_only(table: dict[str, dict[str, BdRate]]) -> dict[str, dict[str, BdRate]]:
+            return {
+                encoder: {
+                    metric: bd.model_copy(
+                        update={"per_clip": {k: v for k, v in bd.per_clip.items() if k in names}}
+                    )
+                    for metric, bd in by_metric.items()
+                }
+                for encoder, by_metric in table.items()
+            }
+
+        return self.model_copy(
+            update={
+                "clips": [c for c in self.clips if c.sha256 in train],
+                "results": [r for r in self.results if r.clip_sha256 in train],
+                "baselines": {
+                    encoder: [curve for curve in curves if curve.clip_sha256 in train]
+                    for encoder, curves in self.baselines.items()
+                },
+                "bd_rate": train_only(self.bd_rate_train),
+                "bd_rate_train": train_only(self.bd_rate_train),
+                "bd_rate_holdout": {},
+                "target": None,
+            },
+            deep=True,
+        )

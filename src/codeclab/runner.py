@@ -3,7 +3,9 @@
 The runner is the only place that turns a program's behaviour into numbers, and it does so
 with lab code only: bytes are counted from the bitstream the sandbox handed back, pictures
 are scored against the source frames, and baselines are encoded here from the same frames.
-Any failure ends the experiment with the phase and a reason; nothing is filled in.
+Any failure ends the experiment with the phase and a reason; nothing is filled in. Every
+bitstream is decoded twice, in two fresh processes, and the decodes must agree bit for bit:
+a score is only worth something if the published decoder reproduces it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import numpy as np
 from codeclab import __version__
 from codeclab.config import Settings
 from codeclab.design.evolve import program_sha256
-from codeclab.evaluate import baselines, rd
-from codeclab.evaluate.metrics import score
+from codeclab.evaluate import baselines, rd, testsets
+from codeclab.evaluate.metrics import ms_ssim_reason, score
+from codeclab.evaluate.testsets import TestSetPlan
 from codeclab.frames import Frame, FrameMismatch, check_frames
 from codeclab.media import Clip, frames_sha256, write_mp4
 from codeclab.record import (
@@ -40,12 +43,12 @@ from codeclab.record import (
     RungResult,
     Target,
 )
-from codeclab.sandbox import isolate, policy
+from codeclab.sandbox import bwrap, isolate, policy
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore
 from codeclab.store.publish import decoder_file
 
-BD_METRICS = ("psnr_y", "ssim_y")
+BD_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y", "vmaf")
 SMOKE_SIZE = (64, 48)  # width, height of the validation clip cut from the first source clip
 
 
@@ -73,6 +76,8 @@ class Job:
     iteration: int | None = None
     design_seconds: float = 0.0
     on_step: Callable[[str], None] = lambda message: None
+    launcher: isolate.Launcher | None = None  # default: the strongest that works here
+    test_set: TestSetPlan | None = None  # default: testsets.plan_for(settings, clips)
 
 
 def versions() -> dict[str, str]:
@@ -90,6 +95,7 @@ class Experiment:
 
     def __init__(self, job: Job) -> None:
         self.job = job
+        self.launcher = job.launcher or bwrap.best_launcher()
         self.record = ExperimentRecord(
             experiment_id=str(uuid.uuid4()),
             campaign_id=job.campaign_id,
@@ -100,7 +106,7 @@ class Experiment:
             parent_sha256=job.parent_sha256,
             designer=job.designer,
             reasoning=job.reasoning,
-            isolation=isolate.ISOLATION,
+            isolation=self.launcher.isolation,
             source_bytes=len(job.source.encode()),
             qualities=job.settings.qualities,
             clips=[
@@ -178,6 +184,8 @@ class Experiment:
 
     def validate(self) -> None:
         settings = self.job.settings
+        if settings.require_strong_isolation and self.launcher.isolation != bwrap.STRONG:
+            raise PhaseFailed("failed", _strong_isolation_missing(self.job.launcher))
         try:
             policy.check_program(self.job.source, max_source_bytes=settings.max_source_bytes)
         except policy.PolicyViolation as exc:
@@ -197,7 +205,12 @@ class Experiment:
         ]
         try:
             isolate.smoke_run(
-                self.job.source, tiny, clip.fps, settings.qualities[0], self.limits(clip.head(2))
+                self.job.source,
+                tiny,
+                clip.fps,
+                settings.qualities[0],
+                self.limits(clip.head(2)),
+                self.launcher,
             )
         except isolate.SandboxError as exc:
             raise PhaseFailed("failed", f"smoke run on a {width}x{height} clip: {exc}") from exc
@@ -211,14 +224,24 @@ class Experiment:
             limits = self.limits(clip)
             for quality in self.job.settings.qualities:
                 self.job.on_step(f"execution: {clip.name} q{quality} encode")
+                source, launcher = self.job.source, self.launcher
                 try:
                     encoded = isolate.run_encode(
-                        self.job.source, clip.frames, clip.fps, quality, limits
+                        source, clip.frames, clip.fps, quality, limits, launcher
                     )
                     self.job.on_step(f"execution: {clip.name} q{quality} decode")
-                    decoded = isolate.run_decode(self.job.source, encoded.bitstream, limits)
+                    decoded = isolate.run_decode(source, encoded.bitstream, limits, launcher)
+                    self.job.on_step(f"execution: {clip.name} q{quality} decode again")
+                    again = isolate.run_decode(source, encoded.bitstream, limits, launcher)
                 except isolate.SandboxError as exc:
                     raise PhaseFailed("failed", f"{clip.name} quality {quality}: {exc}") from exc
+                difference = _first_difference(decoded.frames, again.frames)
+                if difference:
+                    raise PhaseFailed(
+                        "failed",
+                        f"{clip.name} quality {quality}: decoder is not deterministic: two "
+                        f"decodes of the same bitstream differ {difference}",
+                    )
                 self._keep(clip, quality, encoded, decoded)
 
     def _keep(self, clip: Clip, quality: int, encoded, decoded) -> None:
@@ -246,6 +269,7 @@ class Experiment:
         )
 
     def verify(self) -> None:
+        self._apply_test_set()
         for measured in self.measured:
             clip = next(c for c in self.job.clips if c.sha256 == measured["clip_sha256"])
             frames = self.decoded[(clip.sha256, measured["quality"])]
@@ -255,22 +279,36 @@ class Experiment:
                 raise PhaseFailed(
                     "failed", f"{clip.name} quality {measured['quality']}: {exc}"
                 ) from exc
-            scores = score(clip.frames, frames)
+            self.job.on_step(f"verification: {clip.name} q{measured['quality']}")
+            scores = score(clip.frames, frames, with_vmaf=self.job.settings.vmaf)
             self.record.results.append(
                 RungResult(
                     **measured,
                     **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
+                    vmaf_reason=scores.vmaf_reason,
                     decoded_sha256=frames_sha256(frames),
                     per_frame=[FrameMetrics(**vars(f)) for f in scores.per_frame],
                 )
             )
 
     def analyse(self) -> None:
+        """Baselines per clip, BD-rate per baseline and metric (per clip, averaged over all,
+        train and holdout clips) and the target check on the holdout clips."""
+        plan = self._apply_test_set()
         per_clip: dict[str, dict[str, dict[str, tuple[float | None, str | None]]]] = {}
+        targets: dict[str, dict] = {}
         for clip in self.job.clips:
             mine = [r for r in self.record.results if r.clip_sha256 == clip.sha256]
             cover = (min(r.kbps for r in mine), max(r.kbps for r in mine))
             for encoder in self.job.settings.baselines:
+                missing = baselines.unavailable(encoder)
+                if missing:
+                    for metric in BD_METRICS:
+                        per_clip.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = (
+                            None,
+                            missing,
+                        )
+                    continue
                 self.job.on_step(f"analysis: {encoder} baseline on {clip.name}")
                 rungs = baselines.baseline_curve(
                     clip.frames,
@@ -279,6 +317,7 @@ class Experiment:
                     encoder,
                     self.job.settings.cache_dir / "baselines",
                     cover_kbps=cover,
+                    with_vmaf=self.job.settings.vmaf,
                 )
                 self.record.baselines.setdefault(encoder, []).append(
                     BaselineCurve(
@@ -293,22 +332,42 @@ class Experiment:
                     )
                 )
                 for metric in BD_METRICS:
-                    anchor = [(r.kbps, getattr(r, metric)) for r in rungs]
-                    test = [(r.kbps, getattr(r, metric)) for r in mine]
-                    per_clip.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = rd.bd_rate(
-                        anchor, test
+                    per_clip.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = _bd_rate(
+                        rungs, mine, metric, clip
                     )
-                if encoder == "x265" and clip is self.job.clips[0]:
-                    self.record.target = Target(
-                        **rd.target_check(
-                            [(r.kbps, r.psnr_y) for r in mine],
-                            [(r.kbps, r.psnr_y) for r in rungs],
-                            self.job.settings.target_kbps,
-                        )
+                if encoder == "x265" and plan.counts_as(clip.sha256, "holdout"):
+                    targets[clip.name] = rd.target_check(
+                        [(r.kbps, r.psnr_y) for r in mine],
+                        [(r.kbps, r.psnr_y) for r in rungs],
+                        self.job.settings.target_kbps,
                     )
+        names = {
+            split: {c.name for c in self.job.clips if plan.counts_as(c.sha256, split)}
+            for split in ("train", "holdout")
+        }
         for encoder, by_metric in per_clip.items():
             for metric, clips in by_metric.items():
                 self.record.bd_rate.setdefault(encoder, {})[metric] = _average_bd(clips)
+                for split, table in (
+                    ("train", self.record.bd_rate_train),
+                    ("holdout", self.record.bd_rate_holdout),
+                ):
+                    subset = {k: v for k, v in clips.items() if k in names[split]}
+                    table.setdefault(encoder, {})[metric] = _average_bd(subset)
+        if targets:
+            self.record.target = _combined_target(targets)
+
+    def _apply_test_set(self) -> TestSetPlan:
+        """State the test set on the record: its name and each clip's split."""
+        try:
+            plan = self.job.test_set or testsets.plan_for(self.job.settings, self.job.clips)
+        except testsets.TestSetError as exc:
+            raise PhaseFailed("failed", str(exc)) from exc
+        self.record.test_set = plan.name
+        self.record.holdout_is_train = plan.holdout_is_train
+        for info in self.record.clips:
+            info.split = plan.split_of(info.sha256)
+        return plan
 
     def publish(self) -> None:
         clip = self.job.clips[0]
@@ -325,6 +384,34 @@ class Experiment:
         )
 
 
+def _strong_isolation_missing(given: isolate.Launcher | None) -> str:
+    if given is not None:
+        why = f"this job was given a launcher with {given.isolation} isolation"
+    else:
+        why = bwrap.probe().reason
+    return (
+        f"strong isolation is required (require_strong_isolation, "
+        f"CODECLAB_REQUIRE_STRONG_ISOLATION) but {why}; unset it to run with weak isolation"
+    )
+
+
+def _frame_digests(frames: list[Frame]) -> list[str]:
+    return [
+        hashlib.sha256(b"".join(np.ascontiguousarray(p).tobytes() for p in frame)).hexdigest()
+        for frame in frames
+    ]
+
+
+def _first_difference(first: list[Frame], second: list[Frame]) -> str | None:
+    """Where two decodes differ ('at frame N', 'in frame count ...'), or None if identical."""
+    if len(first) != len(second):
+        return f"in frame count ({len(first)} and {len(second)} frames)"
+    for index, (a, b) in enumerate(zip(_frame_digests(first), _frame_digests(second), strict=True)):
+        if a != b:
+            return f"at frame {index}"
+    return None
+
+
 def _fields_of(obj: object, exclude: set[str]) -> dict:
     """The record fields a baseline rung carries (its cache path stays out of the record)."""
     return {k: getattr(obj, k) for k in BaselineRungRecord.model_fields if k not in exclude}
@@ -332,12 +419,40 @@ def _fields_of(obj: object, exclude: set[str]) -> dict:
 
 def _average_bd(clips: dict[str, tuple[float | None, str | None]]) -> BdRate:
     """The mean over clips; ``None`` when any clip has no BD-rate, naming which and why."""
+    if not clips:
+        return BdRate(value=None, reason="no clips in this split")
     per_clip = {name: value for name, (value, _) in clips.items()}
     missing = {name: reason for name, (value, reason) in clips.items() if value is None}
     if missing:
         reason = "; ".join(f"{name}: {why}" for name, why in missing.items())
         return BdRate(value=None, reason=reason, per_clip=per_clip)
     return BdRate(value=sum(per_clip.values()) / len(per_clip), per_clip=per_clip)
+
+
+def _bd_rate(anchor: list, test: list, metric: str, clip: Clip) -> tuple[float | None, str | None]:
+    """BD-rate on one clip, or why a metric has no values there (MS-SSIM, VMAF)."""
+    for side, rungs in (("candidate", test), ("baseline", anchor)):
+        if any(getattr(r, metric) is None for r in rungs):
+            if metric == "ms_ssim_y":
+                return None, ms_ssim_reason(clip.width, clip.height) or "no MS-SSIM values"
+            why = next((r.vmaf_reason for r in rungs if r.vmaf_reason), None)
+            return None, f"no {metric} on the {side}'s rungs" + (f": {why}" if why else "")
+    return rd.bd_rate(
+        [(r.kbps, getattr(r, metric)) for r in anchor],
+        [(r.kbps, getattr(r, metric)) for r in test],
+    )
+
+
+def _combined_target(per_clip: dict[str, dict]) -> Target:
+    """The target over the holdout clips: achieved when achieved on every one; the figures
+    shown are those of the first clip that missed it (else the first clip)."""
+    shown = next((name for name, t in per_clip.items() if not t["achieved"]), next(iter(per_clip)))
+    achieved = all(t["achieved"] for t in per_clip.values())
+    return Target(
+        **{**per_clip[shown], "achieved": achieved},
+        clip=shown,
+        per_clip=per_clip if len(per_clip) > 1 else {},
+    )
 
 
 def evaluate(job: Job) -> ExperimentRecord:

@@ -19,17 +19,23 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from codeclab.evaluate import metrics, vmaf
 from codeclab.evaluate.metrics import score
 from codeclab.frames import Frame
 from codeclab.media import fps_fraction, frame_from_av, frame_to_av
 
 PIX_FMT = "yuv420p"
+
+
+class BaselineUnavailable(RuntimeError):
+    """The encoder is not in this PyAV build; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class Encoder:
     decoder: str
 
 
-ENCODERS: dict[str, Encoder] = {
+KNOWN_ENCODERS: dict[str, Encoder] = {
     "x264": Encoder(
         codec="libx264",
         preset="medium",
@@ -83,9 +89,43 @@ ENCODERS: dict[str, Encoder] = {
         extension="obu",
         decoder="libdav1d",
     ),
+    "aom": Encoder(
+        codec="libaom-av1",
+        preset="",  # libaom has no preset: cpu-used is its speed setting
+        # b=0 makes crf a constant-quality target instead of a constrained-quality cap
+        options={"cpu-used": "6", "row-mt": "1", "b": "0"},
+        crf_ladder=(30, 38, 46, 54),
+        crf_step=8,
+        crf_range=(1, 63),
+        stream_format="obu",
+        extension="obu",
+        decoder="libdav1d",
+    ),
 }
 """Baseline encoders with their presets and default CRF ladders; GOP and everything not
 named here are each encoder's defaults."""
+
+
+def unavailable(encoder: str) -> str | None:
+    """Why ``encoder`` cannot run with this PyAV build, or None when it can.
+
+    PyAV's wheels bundle x264, x265 and SVT-AV1; libaom is in some FFmpeg builds only.
+    """
+    spec = KNOWN_ENCODERS[encoder]
+    if spec.codec not in av.codecs_available:
+        return (
+            f"{spec.codec} is not in this PyAV build's FFmpeg (PyAV {av.__version__}): "
+            f"no {encoder} baseline"
+        )
+    if spec.decoder not in av.codecs_available:
+        return f"decoder {spec.decoder} is not in this PyAV build's FFmpeg: no {encoder} baseline"
+    return None
+
+
+ENCODERS: dict[str, Encoder] = {
+    name: spec for name, spec in KNOWN_ENCODERS.items() if unavailable(name) is None
+}
+"""The baselines this build can run (``aom`` only where PyAV's FFmpeg has libaom)."""
 
 
 @dataclass
@@ -109,20 +149,24 @@ class BaselineRung:
     encode_s: float
     decode_s: float
     bitstream: str
+    ms_ssim_y: float | None = None
+    vmaf: float | None = None
+    vmaf_reason: str | None = None
 
 
 def encoder_version(encoder: str) -> str:
     """The encoder build: PyAV's wheel bundles FFmpeg and the encoder libraries together."""
     major, minor, micro = av.library_versions["libavcodec"]
-    return f"{ENCODERS[encoder].codec} (PyAV {av.__version__}, libavcodec {major}.{minor}.{micro})"
+    codec = KNOWN_ENCODERS[encoder].codec
+    return f"{codec} (PyAV {av.__version__}, libavcodec {major}.{minor}.{micro})"
 
 
 def settings(encoder: str) -> dict:
     """Every setting of ``encoder`` a record needs to state, except the CRF of a rung."""
-    spec = ENCODERS[encoder]
+    spec = KNOWN_ENCODERS[encoder]
     return {
         "codec": spec.codec,
-        "preset": spec.preset,
+        "preset": spec.preset or None,
         "options": dict(spec.options),
         "rate_control": "crf",
         "pix_fmt": PIX_FMT,
@@ -142,7 +186,8 @@ def _encode(frames: Sequence[Frame], rate: Fraction, spec: Encoder, crf: int, pa
         stream = container.add_stream(spec.codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, PIX_FMT
         stream.codec_context.time_base = 1 / rate
-        stream.options = {"crf": str(crf), "preset": spec.preset, **spec.options}
+        preset = {"preset": spec.preset} if spec.preset else {}
+        stream.options = {"crf": str(crf), **preset, **spec.options}
         for index, frame in enumerate(frames):
             video_frame = frame_to_av(frame)
             video_frame.pts, video_frame.time_base = index, 1 / rate
@@ -163,25 +208,31 @@ def _decode(path: Path, spec: Encoder) -> list[Frame]:
     return [frame_from_av(video_frame) for video_frame in decoded]
 
 
-def encode_rung(
-    frames: Sequence[Frame], fps: float, encoder: str, crf: int, out_path: Path
-) -> BaselineRung:
-    """Encode ``frames`` at ``crf`` to ``out_path``, decode that file back and score it.
+def scoring(with_vmaf: bool) -> dict:
+    """What scored a rung, part of the cache key: new metrics or a new VMAF re-score."""
+    return {
+        "metrics": metrics.VERSION,
+        "with_vmaf": with_vmaf,
+        "vmaf": vmaf.describe() if with_vmaf else None,
+    }
 
-    The bitrate comes from the file's size; the metrics from decoding the file, so a
-    baseline is exactly as real as a candidate's result.
-    """
+
+def _rung(
+    frames: Sequence[Frame],
+    fps: float,
+    encoder: str,
+    crf: int,
+    path: Path,
+    encode_s: float,
+    with_vmaf: bool,
+) -> BaselineRung:
+    """Decode the bitstream at ``path``, score it against ``frames``: a rung of the curve."""
     spec = ENCODERS[encoder]
-    out_path = Path(out_path)
-    rate = fps_fraction(fps)
     started = time.perf_counter()
-    _encode(frames, rate, spec, crf, out_path)
-    encode_s = time.perf_counter() - started
-    started = time.perf_counter()
-    decoded = _decode(out_path, spec)
+    decoded = _decode(path, spec)
     decode_s = time.perf_counter() - started
-    scores = score(frames, decoded)
-    size = out_path.stat().st_size
+    scores = score(frames, decoded, with_vmaf=with_vmaf)
+    size = path.stat().st_size
     height, width = frames[0][0].shape
     count = len(frames)
     return BaselineRung(
@@ -201,8 +252,36 @@ def encode_rung(
         ssim_y=scores.ssim_y,
         encode_s=encode_s,
         decode_s=decode_s,
-        bitstream=str(out_path),
+        bitstream=str(path),
+        ms_ssim_y=scores.ms_ssim_y,
+        vmaf=scores.vmaf,
+        vmaf_reason=scores.vmaf_reason,
     )
+
+
+def _timed_encode(frames: Sequence[Frame], fps: float, encoder: str, crf: int, path: Path) -> float:
+    started = time.perf_counter()
+    _encode(frames, fps_fraction(fps), ENCODERS[encoder], crf, Path(path))
+    return time.perf_counter() - started
+
+
+def encode_rung(
+    frames: Sequence[Frame],
+    fps: float,
+    encoder: str,
+    crf: int,
+    out_path: Path,
+    *,
+    with_vmaf: bool = False,
+) -> BaselineRung:
+    """Encode ``frames`` at ``crf`` to ``out_path``, decode that file back and score it.
+
+    The bitrate comes from the file's size; the metrics from decoding the file, so a
+    baseline is exactly as real as a candidate's result.
+    """
+    out_path = Path(out_path)
+    encode_s = _timed_encode(frames, fps, encoder, crf, out_path)
+    return _rung(frames, fps, encoder, crf, out_path, encode_s, with_vmaf)
 
 
 RUNG_JSON = "rung.json"
@@ -227,18 +306,48 @@ def _load(entry: Path, key: dict) -> BaselineRung | None:
     return rung
 
 
-def _store(
-    frames: Sequence[Frame], fps: float, key: dict, entry: Path, extension: str
-) -> BaselineRung:
-    """Encode into a private directory, then rename it into place in one step.
+@dataclass
+class _Encoded:
+    """A fresh encode in its private directory, waiting to be decoded, scored and stored."""
+
+    key: dict
+    entry: Path
+    temporary: Path
+    name: str
+    encode_s: float
+    kbps: float
+
+
+def _encode_fresh(frames: Sequence[Frame], fps: float, key: dict, entry: Path) -> _Encoded:
+    """Encode into a private hidden directory next to where the entry will be."""
+    temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        name = f"stream.{ENCODERS[key['encoder']].extension}"
+        encode_s = _timed_encode(frames, fps, key["encoder"], key["crf"], temporary / name)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    size = (temporary / name).stat().st_size
+    return _Encoded(key, entry, temporary, name, encode_s, size * 8 * fps / len(frames) / 1000)
+
+
+def _finish(frames: Sequence[Frame], fps: float, encoded: _Encoded) -> BaselineRung:
+    """Decode and score a fresh encode, then rename its directory into place in one step.
 
     A reader therefore sees a whole entry or none; a killed writer leaves only a hidden
     temporary directory. When another writer got there first its entry is used.
     """
-    temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    key, entry, temporary, name = encoded.key, encoded.entry, encoded.temporary, encoded.name
     try:
-        name = f"stream.{extension}"
-        rung = encode_rung(frames, fps, key["encoder"], key["crf"], temporary / name)
+        rung = _rung(
+            frames,
+            fps,
+            key["encoder"],
+            key["crf"],
+            temporary / name,
+            encoded.encode_s,
+            key["scoring"]["with_vmaf"],
+        )
         record = {"key": key, "rung": {**dataclasses.asdict(rung), "bitstream": name}}
         (temporary / RUNG_JSON).write_text(json.dumps(record, indent=2, sort_keys=True))
         if entry.exists():
@@ -259,12 +368,11 @@ def _store(
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def cached_rung(
-    frames: Sequence[Frame], fps: float, clip_sha256: str, encoder: str, crf: int, cache_dir: Path
-) -> BaselineRung:
-    """One rung, from the cache when a whole entry for the same key is there."""
+def _key(
+    frames: Sequence[Frame], fps: float, clip_sha256: str, encoder: str, crf: int, with_vmaf: bool
+) -> dict:
     height, width = frames[0][0].shape
-    key = {
+    return {
         "clip_sha256": clip_sha256,
         "frames": len(frames),
         "width": width,
@@ -274,13 +382,33 @@ def cached_rung(
         "version": encoder_version(encoder),
         "settings": settings(encoder),
         "crf": crf,
+        "scoring": scoring(with_vmaf),
     }
+
+
+def cached_rung(
+    frames: Sequence[Frame],
+    fps: float,
+    clip_sha256: str,
+    encoder: str,
+    crf: int,
+    cache_dir: Path,
+    *,
+    with_vmaf: bool = False,
+) -> BaselineRung:
+    """One rung, from the cache when a whole entry for the same key is there.
+
+    The key holds everything that shapes the rung: the clip's content hash, the encoder's
+    version and settings, the CRF and what scored it (:func:`scoring`); so a second campaign
+    on the same clips encodes nothing again.
+    """
+    key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     entry = _entry_dir(cache_dir, key)
     rung = _load(entry, key)
     if rung is None:
-        rung = _store(frames, fps, key, entry, ENCODERS[encoder].extension)
+        rung = _finish(frames, fps, _encode_fresh(frames, fps, key, entry))
     return rung
 
 
@@ -292,25 +420,54 @@ def baseline_curve(
     cache_dir: Path,
     *,
     cover_kbps: tuple[float, float] | None = None,
+    with_vmaf: bool = False,
 ) -> list[BaselineRung]:
     """The RD curve of ``encoder`` on a clip, sorted by kbps.
 
     With ``cover_kbps=(lo, hi)`` the ladder grows by the encoder's CRF step beyond its
     ends (within the valid CRF range) until the curve spans [lo, hi], so that BD-rate
     against a candidate's curve has overlap to integrate over.
+
+    Rungs missing from the cache are encoded one after another; each one's decode and
+    scores run in a background thread while the next encodes (the ladder needs only the
+    bitstream's size to decide what to encode next).
     """
+    reason = unavailable(encoder)
+    if reason:
+        raise BaselineUnavailable(reason)
     spec = ENCODERS[encoder]
-    rungs = {
-        crf: cached_rung(frames, fps, clip_sha256, encoder, crf, cache_dir)
-        for crf in spec.crf_ladder
-    }
-    if cover_kbps is not None:
-        low, high = cover_kbps
-        lowest_crf, highest_crf = spec.crf_range
-        while min(r.kbps for r in rungs.values()) > low and max(rungs) < highest_crf:
-            crf = min(max(rungs) + spec.crf_step, highest_crf)
-            rungs[crf] = cached_rung(frames, fps, clip_sha256, encoder, crf, cache_dir)
-        while max(r.kbps for r in rungs.values()) < high and min(rungs) > lowest_crf:
-            crf = max(min(rungs) - spec.crf_step, lowest_crf)
-            rungs[crf] = cached_rung(frames, fps, clip_sha256, encoder, crf, cache_dir)
-    return sorted(rungs.values(), key=lambda rung: rung.kbps)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    rungs: dict[int, BaselineRung | Future[BaselineRung]] = {}
+    kbps: dict[int, float] = {}
+    fresh: list[tuple[Future[BaselineRung], Path]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline-score") as scorer:
+
+        def add(crf: int) -> None:
+            key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
+            entry = _entry_dir(cache_dir, key)
+            cached = _load(entry, key)
+            if cached is not None:
+                rungs[crf], kbps[crf] = cached, cached.kbps
+                return
+            encoded = _encode_fresh(frames, fps, key, entry)
+            kbps[crf] = encoded.kbps
+            rungs[crf] = scorer.submit(_finish, frames, fps, encoded)
+            fresh.append((rungs[crf], encoded.temporary))
+
+        try:
+            for crf in spec.crf_ladder:
+                add(crf)
+            if cover_kbps is not None:
+                low, high = cover_kbps
+                lowest_crf, highest_crf = spec.crf_range
+                while min(kbps.values()) > low and max(kbps) < highest_crf:
+                    add(min(max(kbps) + spec.crf_step, highest_crf))
+                while max(kbps.values()) < high and min(kbps) > lowest_crf:
+                    add(max(min(kbps) - spec.crf_step, lowest_crf))
+            done = [r.result() if isinstance(r, Future) else r for r in rungs.values()]
+        finally:
+            for future, temporary in fresh:
+                if future.cancel():  # never started: remove what its encode left
+                    shutil.rmtree(temporary, ignore_errors=True)
+    return sorted(done, key=lambda rung: rung.kbps)

@@ -152,3 +152,47 @@ def target_check(
         ref,
         f"PSNR-Y {rung[1]:.2f} dB below x265's {ref:.2f} dB at {rung[0]:.1f} kbps",
     )
+
+
+def hull_indices(points: Sequence[Point], *, log_rate: bool = False) -> list[int]:
+    """Indices of the points on the upper-left convex hull, in increasing rate.
+
+    See :func:`convex_hull`; indices let a caller say which configuration made each point.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    if log_rate:
+        order = [i for i in order if points[i][0] > 0]
+    pareto: list[int] = []
+    for i in order:
+        # upper-left: a point must beat every cheaper point's quality (ties go to the cheaper)
+        if not pareto or points[i][1] > points[pareto[-1]][1]:
+            pareto.append(i)
+
+    def x(i: int) -> float:
+        return math.log(points[i][0]) if log_rate else float(points[i][0])
+
+    hull: list[int] = []
+    for i in pareto:
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            rise_ab, rise_ai = points[b][1] - points[a][1], points[i][1] - points[a][1]
+            cross = (x(b) - x(a)) * rise_ai - rise_ab * (x(i) - x(a))
+            if cross < 0:  # b lies strictly above the chord from a to i: keep it
+                break
+            hull.pop()
+        hull.append(i)
+    return hull
+
+
+def convex_hull(points: Sequence[Point], *, log_rate: bool = False) -> list[Point]:
+    """The upper-left convex hull of (kbps, metric) points, in increasing rate.
+
+    Where one program runs with several configurations, each gives an RD curve; the hull is
+    the best trade-off any mix of them reaches: the points that no other point beats on both
+    rate and quality (Pareto) and that lie on the upper concave envelope (mixing two
+    configurations over time reaches every point of the chord between them). Rate is linear
+    by default, as in operational rate-distortion theory; ``log_rate=True`` takes the
+    envelope on log-rate, the axis BD-rate integrates over.
+    """
+    kept = hull_indices(points, log_rate=log_rate)
+    return [(float(points[i][0]), float(points[i][1])) for i in kept]

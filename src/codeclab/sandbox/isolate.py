@@ -1,14 +1,17 @@
 """Run a codec program's encoder and decoder in separate, limited subprocesses.
 
-This is the "weak" isolation level: each side runs in a fresh process, in a fresh temporary
-work directory, with resource limits, a scrubbed environment and a wall-clock timeout that
-kills the whole process group. The decoder's directory holds only the program, the child
-script and the bitstream, so it cannot see the source. A stronger level (bubblewrap
-namespaces) plugs in through :class:`Launcher`, which builds the child's command line and may
-put a wrapper in front of it.
+This module alone is the "weak" isolation level: each side runs in a fresh process, in a fresh
+temporary work directory, with resource limits, a scrubbed environment and a wall-clock
+timeout that kills the whole process group. The decoder's directory holds only the program,
+the child script and the bitstream, so it cannot see the source, but a program that gets past
+the static policy still runs as the lab's user on the lab's file system. The strong level
+(:mod:`codeclab.sandbox.bwrap`, bubblewrap namespaces) plugs in through :class:`Launcher`,
+which builds the child's command line and may put a wrapper in front of it.
 
 What a program returns never reaches the lab as Python objects: the child writes raw planes
-and a small JSON file, and this module reads them back with numpy and checks their sizes.
+and a small JSON file, and this module reads them back with numpy and checks their sizes. It
+opens them without following links and refuses anything but a plain file, so a program
+cannot make the lab read a host file (or block on a pipe) in its place.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,6 +47,8 @@ CHILD_SCRIPT = Path(child.__file__)
 SEEDCOMPAT_SCRIPT = CHILD_SCRIPT.with_name("seedcompat.py")
 MAX_RESULT_JSON_BYTES = 64 * 1024
 READER_JOIN_SECONDS = 5.0
+REAP_SECONDS = 5.0  # how long to wait for a killed child's processes to be gone
+MAX_WATCHED_CHILDREN = 64
 
 # Calibration of Limits.for_clip: 30 frames of 320x240 get 60 CPU seconds.
 _REFERENCE_PIXEL_FRAMES = 320 * 240 * 30
@@ -94,19 +100,35 @@ Wrapper = Callable[[Path], Sequence[str]]
 class Launcher:
     """How a child starts: the interpreter, and an optional wrapper command in front of it.
 
-    ``wrapper`` receives the work directory and returns an argv prefix (a later isolation
-    level passes a bubblewrap command line here and sets ``isolation="strong"``).
+    ``wrapper`` receives the work directory and returns an argv prefix (bubblewrap's command
+    line, for :mod:`codeclab.sandbox.bwrap`, which sets ``isolation="strong"``). ``prepare``
+    runs on the filled work directory before the start (e.g. to hand it to the sandbox's
+    uid). A ``supervisor`` wrapper stays the child's parent, reaps it and exits when it does
+    (bubblewrap does; ``env`` does not, it becomes the child). One that reports the child's
+    death by signal N as exit status base + N sets ``signal_status_base``, so the lab still
+    names the signal.
     """
 
     python: str = sys.executable
     wrapper: Wrapper | None = None
     isolation: str = ISOLATION
+    # -s -P are the parts of -I that matter here; -I would also imply -E, which drops
+    # PYTHONHASHSEED, and the environment is built from scratch anyway.
+    python_flags: tuple[str, ...] = ("-s", "-P")
+    prepare: Callable[[Path], None] | None = None
+    supervisor: bool = False
+    signal_status_base: int | None = None
 
     def argv(self, workdir: Path, mode: str) -> list[str]:
-        # -s -P are the parts of -I that matter here; -I would also imply -E, which drops
-        # PYTHONHASHSEED, and the environment is built from scratch anyway.
         prefix = list(self.wrapper(workdir)) if self.wrapper else []
-        return [*prefix, self.python, "-s", "-P", CHILD_SCRIPT.name, mode]
+        return [*prefix, self.python, *self.python_flags, CHILD_SCRIPT.name, mode]
+
+    def exit_code(self, status: int) -> int:
+        """The child's exit code as :mod:`subprocess` words it: -N for death by signal N."""
+        base = self.signal_status_base
+        if base is not None and base < status <= base + signal.NSIG:
+            return base - status
+        return status
 
 
 WEAK = Launcher()
@@ -260,6 +282,8 @@ def _workdir(program_source: str, job: dict[str, object]) -> Iterator[Path]:
 def _run_child(mode: str, workdir: Path, limits: Limits, launcher: Launcher) -> _Outcome:
     """Run the child to completion or timeout; raise :class:`SandboxError` if it failed."""
     capture = _OutputCapture(limits.max_output_bytes)
+    if launcher.prepare:
+        launcher.prepare(workdir)
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -276,16 +300,20 @@ def _run_child(mode: str, workdir: Path, limits: Limits, launcher: Launcher) -> 
     assert proc.stdout is not None
     reader = threading.Thread(target=capture.drain, args=(proc.stdout,), daemon=True)
     reader.start()
+    exited = False
     try:
-        timed_out = not _wait_for_exit(proc.pid, limits.wall_seconds)
+        exited = _wait_for_exit(proc.pid, limits.wall_seconds)
     finally:
+        if not exited:
+            _kill_tree(proc.pid, launcher)
         # Kill the group while the leader is still unreaped, so its id cannot be reused yet.
         _kill_group(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         reader.join(READER_JOIN_SECONDS)
+    timed_out = not exited
     outcome = _Outcome(
-        returncode=proc.returncode,
+        returncode=launcher.exit_code(proc.returncode) if exited else proc.returncode,
         timed_out=timed_out,
         seconds=time.perf_counter() - start,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
@@ -303,9 +331,7 @@ def _wait_for_exit(pid: int, timeout: float) -> bool:
     """Whether the process exited within ``timeout`` seconds (it is left unreaped)."""
     fd = os.pidfd_open(pid)
     try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(timeout * 1000))
+        return _poll_exit(fd, timeout)
     finally:
         os.close(fd)
 
@@ -313,6 +339,67 @@ def _wait_for_exit(pid: int, timeout: float) -> bool:
 def _kill_group(pgid: int) -> None:
     with suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _kill_tree(leader: int, launcher: Launcher) -> None:
+    """End a child that outlived its wall clock, with what it started; the group comes next.
+
+    Without a supervisor the leader is the child itself: stop it first, so that its children's
+    ids are not reaped and reused while we look, then kill them all. Under bubblewrap the
+    leader's child is the init of the sandbox's PID namespace, which ends only once every
+    process inside has (setsid()'d grandchildren included); kill it and let bubblewrap reap
+    it and exit by itself, so nothing is left for the system's init to reap.
+    """
+    supervised = launcher.supervisor
+    if not supervised:
+        with suppress(ProcessLookupError):
+            os.kill(leader, signal.SIGSTOP)
+    children = _children(leader)[:MAX_WATCHED_CHILDREN]  # the group kill gets any others
+    pidfds = [fd for pid in children if (fd := _child_pidfd(pid, leader)) is not None]
+    if not supervised:
+        _kill_group(leader)
+    deadline = time.monotonic() + REAP_SECONDS
+    for fd in pidfds:
+        with suppress(ProcessLookupError):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        _poll_exit(fd, deadline - time.monotonic())
+    for fd in pidfds:
+        os.close(fd)
+    if supervised and pidfds:
+        _wait_for_exit(leader, max(deadline - time.monotonic(), 0))
+
+
+def _child_pidfd(pid: int, parent: int) -> int | None:
+    """A pidfd for ``pid`` if it is still ``parent``'s child once opened (not a reused id)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if _parent_of(pid) != parent:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _poll_exit(pidfd: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0) * 1000))
+
+
+def _children(pid: int) -> list[int]:
+    """Ids of the processes whose parent is ``pid``, from /proc."""
+    with os.scandir("/proc") as entries:
+        ids = [int(entry.name) for entry in entries if entry.name.isdigit()]
+    return [child for child in ids if _parent_of(child) == pid]
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            return int(stat_file.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _failure(mode: str, outcome: _Outcome, error: dict | None, limits: Limits) -> tuple[str, str]:
@@ -378,47 +465,95 @@ def _too_big(size: int, cap: int) -> str:
     return f"bitstream is {size / MiB:.1f} MB, over the cap of {cap / MiB:.1f} MB"
 
 
-def _read_json(path: Path) -> dict | None:
-    """A small JSON object the child wrote, or None if absent, huge or malformed."""
+class _NotAPlainFile(Exception):
+    """A file the child left is a link, a pipe, a directory or a device."""
+
+
+@contextmanager
+def _open_output(path: Path) -> Iterator[tuple[BinaryIO, int] | None]:
+    """A file the child wrote, opened for reading with its size; None if it is absent.
+
+    The work directory belongs to the program while it runs: never follow a link out of it
+    (to a host file the sandbox cannot see), never block on a pipe, refuse hard links.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        if path.stat().st_size > MAX_RESULT_JSON_BYTES:
-            return None
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        fd = None
+    except OSError as exc:  # ELOOP: a symbolic link
+        raise _NotAPlainFile(path.name) from exc
+    if fd is None:
+        yield None
+        return
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise _NotAPlainFile(path.name)
+        yield stream, info.st_size
+
+
+def _not_plain(actor: str, name: str) -> str:
+    return f"{actor} left {name} as a link or special file, not a plain file"
+
+
+def _read_json(path: Path) -> dict | None:
+    """A small JSON object the child wrote, or None if absent, odd, huge or malformed."""
+    try:
+        with _open_output(path) as opened:
+            if opened is None or opened[1] > MAX_RESULT_JSON_BYTES:
+                return None
+            value = json.loads(opened[0].read(MAX_RESULT_JSON_BYTES).decode("utf-8"))
+    except (_NotAPlainFile, OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
 
 
 def _read_bitstream(workdir: Path, limits: Limits) -> bytes:
-    path = workdir / child.BITSTREAM
-    if not path.is_file():
-        raise SandboxError("encode", "encoder exited without writing a bitstream")
-    size = path.stat().st_size
-    if size > limits.max_bitstream_bytes:
-        raise SandboxError("encode", _too_big(size, limits.max_bitstream_bytes))
-    return path.read_bytes()
+    try:
+        with _open_output(workdir / child.BITSTREAM) as opened:
+            if opened is None:
+                raise SandboxError("encode", "encoder exited without writing a bitstream")
+            stream, size = opened
+            if size > limits.max_bitstream_bytes:
+                raise SandboxError("encode", _too_big(size, limits.max_bitstream_bytes))
+            bitstream = stream.read(size + 1)
+    except _NotAPlainFile as exc:
+        raise SandboxError("encode", _not_plain("encoder", str(exc))) from None
+    if len(bitstream) != size:
+        raise SandboxError("encode", "encoder's bitstream changed size while the lab read it")
+    return bitstream
 
 
 def _read_decoded(workdir: Path) -> list[Frame]:
     """Frames from the raw planes the child wrote, after checking the sizes agree exactly."""
     meta = _read_json(workdir / child.DECODED_META)
-    planes = workdir / child.DECODED
-    if meta is None or not planes.is_file():
-        raise SandboxError("decode", "decoder exited without writing its frames")
+    try:
+        with _open_output(workdir / child.DECODED) as opened:
+            if meta is None or opened is None:
+                raise SandboxError("decode", "decoder exited without writing its frames")
+            return _planes(meta, *opened)
+    except _NotAPlainFile as exc:
+        raise SandboxError("decode", _not_plain("decoder", str(exc))) from None
+
+
+def _planes(meta: dict, stream: BinaryIO, size: int) -> list[Frame]:
     count, width, height = (meta.get(key) for key in ("count", "width", "height"))
     if not all(type(value) is int and value >= 0 for value in (count, width, height)):
         raise SandboxError("decode", f"decoder wrote malformed frame geometry: {meta!r:.200}")
     if width % 2 or height % 2 or (count > 0 and width * height == 0):
         raise SandboxError("decode", f"decoder wrote impossible 4:2:0 geometry {width}x{height}")
     expected = count * child.frame_bytes(width, height)
-    size = planes.stat().st_size
     if size != expected:
         raise SandboxError(
             "decode",
             f"decoder wrote {size} bytes of planes, {count} frames of {width}x{height} "
             f"need {expected}",
         )
-    return child.split_planes(np.fromfile(planes, dtype=np.uint8), count, width, height)
+    buffer = np.fromfile(stream, dtype=np.uint8, count=expected)
+    if buffer.size != expected:
+        raise SandboxError("decode", "decoder's planes changed size while the lab read them")
+    return child.split_planes(buffer, count, width, height)
 
 
 class _OutputCapture:

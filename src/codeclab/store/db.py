@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -21,7 +22,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,7 +44,7 @@ from codeclab.record import (
     utcnow,
 )
 
-METRIC_COLUMNS = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y")
+METRIC_COLUMNS = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "ms_ssim_y", "vmaf")
 RUNG_COLUMNS = (
     "clip",
     "bytes",
@@ -53,6 +56,7 @@ RUNG_COLUMNS = (
     "bpp",
     "encode_s",
     "decode_s",
+    "vmaf_reason",
     *METRIC_COLUMNS,
 )
 
@@ -103,6 +107,10 @@ class Experiment(Base):
     qualities: Mapped[list[Any]] = mapped_column(JSON)
     clips: Mapped[list[Any]] = mapped_column(JSON)
     bd_rate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    bd_rate_train: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bd_rate_holdout: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    test_set: Mapped[str | None] = mapped_column(String(200))
+    holdout_is_train: Mapped[bool | None] = mapped_column(Boolean)
     target: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     artifacts: Mapped[dict[str, Any]] = mapped_column(JSON)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -131,6 +139,9 @@ class _RungColumns:
     psnr_v: Mapped[float] = mapped_column(Float)
     psnr_yuv: Mapped[float] = mapped_column(Float)
     ssim_y: Mapped[float] = mapped_column(Float)
+    ms_ssim_y: Mapped[float | None] = mapped_column(Float)
+    vmaf: Mapped[float | None] = mapped_column(Float)
+    vmaf_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Result(_RungColumns, Base):
@@ -170,6 +181,36 @@ def _rung_values(rung: Any) -> dict[str, Any]:
     return {name: getattr(rung, name) for name in RUNG_COLUMNS}
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Add nullable columns that newer code declares to tables an older version created.
+
+    ``create_all`` makes missing tables but never alters existing ones; every column added
+    since the first release is nullable, so ``ALTER TABLE ... ADD COLUMN`` is all it takes.
+    """
+    inspector = inspect(engine)
+    existing_tables = set(inspector.get_table_names())
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present or not column.nullable:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.execute(
+                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                )
+
+
+def _bd_table(stored: dict[str, Any] | None) -> dict[str, dict[str, BdRate]]:
+    return {e: {m: BdRate(**b) for m, b in by.items()} for e, by in (stored or {}).items()}
+
+
+def _bd_json(table: dict[str, dict[str, BdRate]]) -> dict[str, Any]:
+    return {e: {m: b.model_dump() for m, b in by.items()} for e, by in table.items()}
+
+
 class ExperimentStore:
     """Reads and writes experiment records; the only code that knows the table layout."""
 
@@ -180,6 +221,7 @@ class ExperimentStore:
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url)
             Base.metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except (SQLAlchemyError, OSError, ImportError) as exc:
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"cannot open the experiment store {self.url}: {reason}") from exc
@@ -209,12 +251,15 @@ class ExperimentStore:
         with Session(self.engine) as session, session.begin():
             if session.get(Experiment, record.experiment_id) is not None:
                 return  # idempotent: a resumed campaign may offer the same experiment again
-            if record.campaign_id is not None and session.scalars(
-                select(Experiment.id).where(
-                    Experiment.campaign_id == record.campaign_id,
-                    Experiment.iteration == record.iteration,
-                )
-            ).first():
+            if (
+                record.campaign_id is not None
+                and session.scalars(
+                    select(Experiment.id).where(
+                        Experiment.campaign_id == record.campaign_id,
+                        Experiment.iteration == record.iteration,
+                    )
+                ).first()
+            ):
                 raise StoreError(
                     f"campaign {record.campaign_id} already has iteration {record.iteration}"
                 )
@@ -245,9 +290,11 @@ class ExperimentStore:
             source_bytes=r.source_bytes,
             qualities=r.qualities,
             clips=[c.model_dump() for c in r.clips],
-            bd_rate={
-                enc: {m: b.model_dump() for m, b in by.items()} for enc, by in r.bd_rate.items()
-            },
+            bd_rate=_bd_json(r.bd_rate),
+            bd_rate_train=_bd_json(r.bd_rate_train),
+            bd_rate_holdout=_bd_json(r.bd_rate_holdout),
+            test_set=r.test_set,
+            holdout_is_train=r.holdout_is_train,
             target=r.target.model_dump() if r.target else None,
             artifacts=r.artifacts.model_dump(),
             versions=r.versions,
@@ -356,7 +403,11 @@ class ExperimentStore:
                 for x in row.results
             ],
             baselines=baselines,
-            bd_rate={e: {m: BdRate(**b) for m, b in by.items()} for e, by in row.bd_rate.items()},
+            bd_rate=_bd_table(row.bd_rate),
+            bd_rate_train=_bd_table(row.bd_rate_train),
+            bd_rate_holdout=_bd_table(row.bd_rate_holdout),
+            test_set=row.test_set,
+            holdout_is_train=bool(row.holdout_is_train),
             target=Target(**row.target) if row.target else None,
             phases=[
                 PhaseRecord(name=p.name, status=p.status, seconds=p.seconds, error=p.error)

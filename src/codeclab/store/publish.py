@@ -32,6 +32,8 @@ HEADER = """#!/usr/bin/env python3
 #     import it, then decode(bitstream) -> [(Y, U, V), ...] or
 #     decompress_video_frame(bitstream, frame_index, config) -> (H, W, 3) BGR
 """
+
+
 def requirements(source: str) -> list[str]:
     """Third-party top-level packages the program imports (numpy is always needed)."""
     names = {"numpy"}
