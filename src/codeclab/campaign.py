@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeclab.config import Settings
-from codeclab.design.evolve import EvolveDesigner, Proposal
+from codeclab.design.evolve import EvolveDesigner, Proposal, program_sha256
+from codeclab.design.llm import BudgetExhausted, DesignRejected
 from codeclab.evaluate import rd
 from codeclab.media import Clip
-from codeclab.record import ExperimentRecord
-from codeclab.runner import Job, evaluate
+from codeclab.record import ExperimentRecord, PhaseRecord, Reasoning
+from codeclab.runner import Job, evaluate, validation_error
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore
 
@@ -40,6 +41,7 @@ class CampaignError(RuntimeError):
 class CampaignResult:
     campaign_id: str
     experiments: list[ExperimentRecord] = field(default_factory=list)
+    stopped: str | None = None  # why the campaign ended early (an LLM budget), if it did
 
     @property
     def best(self) -> ExperimentRecord | None:
@@ -158,6 +160,63 @@ def directory_lock(home: Path) -> Iterator[None]:
             handle.truncate(0)
 
 
+def make_designer(settings: Settings):
+    """The designer the settings ask for; the LLM one reads its key from the environment only."""
+    if settings.designer == "evolve":
+        return EvolveDesigner(seed=settings.seed)
+    from codeclab.design.llm import LLMDesigner
+
+    if not settings.llm_model:
+        raise CampaignError("designer 'llm' needs a model: --llm-model NAME (or llm_model)")
+    return LLMDesigner(
+        settings.llm_provider,
+        settings.llm_model,
+        base_url=settings.llm_base_url,
+        repairs=settings.llm_repairs,
+        budget_usd=settings.llm_budget_usd,
+        prices=settings.llm_prices,
+        timeout_s=settings.llm_timeout_s,
+        max_tokens=settings.llm_max_tokens,
+        max_source_bytes=settings.max_source_bytes,
+    )
+
+
+def _with_usage(proposal: Proposal) -> Proposal:
+    """Keep an LLM proposal's token and cost figures on its reasoning, which is stored."""
+    usage = getattr(proposal, "usage", None)
+    if usage is None:
+        return proposal
+    reasoning = proposal.reasoning.model_copy(update={"llm_usage": usage.as_dict()})
+    return Proposal(proposal.source, proposal.name, proposal.parent_sha256, reasoning)
+
+
+def _rejected_in_design(
+    rejection, designer_name: str, campaign_id: str, iteration: int, settings: Settings
+) -> tuple[ExperimentRecord, str]:
+    """The record of a design the model never turned into a usable program."""
+    source = rejection.source or ""
+    reasoning = rejection.reasoning.to_record() if rejection.reasoning else Reasoning()
+    reasoning.llm_usage = rejection.usage.as_dict()
+    record = ExperimentRecord(
+        experiment_id=str(uuid.uuid4()),
+        campaign_id=campaign_id,
+        iteration=iteration,
+        status="rejected",
+        phase="design",
+        error=rejection.reason,
+        program_sha256=program_sha256(source),
+        program_name=rejection.name or "llm",
+        parent_sha256=rejection.parent_sha256,
+        designer=designer_name,
+        reasoning=reasoning,
+        isolation="none",
+        source_bytes=len(source.encode()),
+        qualities=settings.qualities,
+        phases=[PhaseRecord(name="design", status="failed", seconds=0.0, error=rejection.reason)],
+    )
+    return record, source
+
+
 @dataclass
 class Callbacks:
     on_experiment: Callable[[int, str], None] = lambda iteration, name: None
@@ -166,6 +225,7 @@ class Callbacks:
 
 
 def _job(
+    designer_name: str,
     proposal: Proposal,
     iteration: int,
     campaign_id: str,
@@ -183,7 +243,7 @@ def _job(
         settings=settings,
         store=store,
         artifacts=artifacts,
-        designer=EvolveDesigner.name,
+        designer=designer_name,
         parent_sha256=proposal.parent_sha256,
         reasoning=proposal.reasoning,
         campaign_id=campaign_id,
@@ -194,6 +254,7 @@ def _job(
 
 
 def _evaluate_in_worker(
+    designer_name: str,
     proposal: Proposal,
     iteration: int,
     campaign_id: str,
@@ -204,6 +265,7 @@ def _evaluate_in_worker(
     """One experiment in a pool process, with its own connections to the stores."""
     store, artifacts = ExperimentStore(settings.db_url), LocalArtifactStore(settings.artifacts_dir)
     job = _job(
+        designer_name,
         proposal,
         iteration,
         campaign_id,
@@ -228,7 +290,7 @@ def run_campaign(
 ) -> CampaignResult:
     """Run (or, with ``resume_id``, continue) a campaign to ``settings.iterations``."""
     calls = callbacks or Callbacks()
-    designer = EvolveDesigner(seed=settings.seed)
+    designer = make_designer(settings)
     result = CampaignResult(campaign_id=resume_id or str(uuid.uuid4()))
     sources: dict[str, str] = {}
     if resume_id:
@@ -248,8 +310,28 @@ def run_campaign(
     # spawn, not fork: the parent runs threads (progress display) that fork would copy mid-flight
     spawn = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(settings.workers, mp_context=spawn) if settings.workers > 1 else None
+
+    def job(proposal: Proposal, iteration: int, seconds: float) -> Job:
+        return _job(
+            designer.name,
+            proposal,
+            iteration,
+            result.campaign_id,
+            seconds,
+            settings,
+            clips,
+            store,
+            artifacts,
+            calls.on_step,
+        )
+
+    def finish(record: ExperimentRecord, source: str) -> None:
+        sources[record.program_sha256] = source
+        result.experiments.append(record)
+        calls.on_done(record)
+
     try:
-        while todo:
+        while todo and not result.stopped:
             batch, todo = todo[: settings.workers], todo[settings.workers :]
             proposals = []
             pending = dict(sources)
@@ -257,39 +339,63 @@ def run_campaign(
                 started = time.perf_counter()
                 # designers see train scores only: holdout clips are the leaderboard's
                 seen = [record.train_view() for record in result.experiments]
-                proposal = designer.propose(seen, pending, iteration)
+                try:
+                    proposal = designer.propose(seen, pending, iteration)
+                    proposal = _repaired(designer, proposal, lambda p, i=iteration: job(p, i, 0.0))
+                except BudgetExhausted as exc:
+                    result.stopped = str(exc)
+                    break
+                except DesignRejected as rejection:
+                    record, source = _rejected_in_design(
+                        rejection, designer.name, result.campaign_id, iteration, settings
+                    )
+                    store.save(record, source)
+                    finish(record, source)
+                    continue
+                proposal = _with_usage(proposal)
                 pending[f"pending-{iteration}"] = proposal.source
                 proposals.append((iteration, proposal, time.perf_counter() - started))
                 calls.on_experiment(iteration, proposal.name)
             if pool is None:
-                records = [
-                    evaluate(
-                        _job(
-                            p,
-                            i,
-                            result.campaign_id,
-                            t,
-                            settings,
-                            clips,
-                            store,
-                            artifacts,
-                            calls.on_step,
-                        )
-                    )
-                    for i, p, t in proposals
-                ]
+                records = [evaluate(job(p, i, t)) for i, p, t in proposals]
             else:
                 futures = [
-                    pool.submit(_evaluate_in_worker, p, i, result.campaign_id, t, settings, clips)
+                    pool.submit(
+                        _evaluate_in_worker,
+                        designer.name,
+                        p,
+                        i,
+                        result.campaign_id,
+                        t,
+                        settings,
+                        clips,
+                    )
                     for i, p, t in proposals
                 ]
                 records = [future.result() for future in futures]
             for (_, proposal, _), record in zip(proposals, records, strict=True):
-                sources[record.program_sha256] = proposal.source
-                result.experiments.append(record)
-                calls.on_done(record)
+                finish(record, proposal.source)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        close = getattr(designer, "close", None)
+        if close:
+            close()
     result.experiments.sort(key=lambda r: r.iteration or 0)
     return result
+
+
+def _repaired(designer, proposal: Proposal, make_job: Callable[[Proposal], Job]) -> Proposal:
+    """Send a program that fails validation back to a designer that can repair it.
+
+    When the designer gives up, the last program is evaluated anyway: its record then shows
+    the real validation failure instead of a summary of it.
+    """
+    if not hasattr(designer, "repair"):
+        return proposal
+    while (error := validation_error(make_job(proposal))) is not None:
+        try:
+            proposal = designer.repair(proposal, error)
+        except DesignRejected:
+            return proposal
+    return proposal

@@ -218,7 +218,14 @@ def _run_with_progress(
 def run(
     clip: ClipOpt = None,
     iterations: Annotated[int | None, typer.Option(help="experiments to run")] = None,
-    designer: Annotated[str | None, typer.Option(help="evolve (offline)")] = None,
+    designer: Annotated[str | None, typer.Option(help="evolve (offline) or llm")] = None,
+    llm_provider: Annotated[str | None, typer.Option(help="anthropic or openai")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="the model's name")] = None,
+    llm_base_url: Annotated[
+        str | None, typer.Option(help="an OpenAI-compatible server (Ollama, vLLM, llama.cpp)")
+    ] = None,
+    llm_repairs: Annotated[int | None, typer.Option(help="repairs per proposal")] = None,
+    llm_budget_usd: Annotated[float | None, typer.Option(help="stop at this spend")] = None,
     seed: Annotated[int | None, typer.Option(help="designer's random seed")] = None,
     workers: Annotated[int | None, typer.Option(help="experiments evaluated in parallel")] = None,
     resume: Annotated[bool, typer.Option(help="continue the last campaign here")] = False,
@@ -238,6 +245,11 @@ def run(
         clips=clip or None,
         iterations=iterations,
         designer=designer,
+        llm_provider=llm_provider,
+        llm_model=llm_model,
+        llm_base_url=llm_base_url,
+        llm_repairs=llm_repairs,
+        llm_budget_usd=llm_budget_usd,
         seed=seed,
         workers=workers,
         max_frames=frames,
@@ -265,6 +277,8 @@ def run(
         raise fail(str(exc)) from None
     wall = time.perf_counter() - started
     best = result.best
+    if result.stopped:
+        err.print(f"[yellow]campaign stopped early:[/yellow] {result.stopped}", highlight=False)
     if as_json:
         print(
             json.dumps(
@@ -293,6 +307,7 @@ def run(
                         for r in result.experiments
                     ],
                     "best": best.experiment_id if best else None,
+                    "stopped": result.stopped,
                     "families": [dataclasses.asdict(f) for f in result.families()],
                     "wall_s": round(wall, 2),
                 }
@@ -473,7 +488,7 @@ def decode(
     fps: Annotated[float, typer.Option(help="frame rate written to the y4m")] = 30.0,
 ) -> None:
     """Decode a bitstream with a program's decoder, in the sandbox, to Y4M."""
-    from codeclab.sandbox import isolate
+    from codeclab.sandbox import bwrap, isolate
     from codeclab.store.publish import program_from_decoder
 
     with user_errors():
@@ -481,7 +496,7 @@ def decode(
         source = program_from_decoder(decoder.read_text())
     limits = isolate.Limits.for_clip(1920, 1080, 300)
     try:
-        decoded = isolate.run_decode(source, data, limits)
+        decoded = isolate.run_decode(source, data, limits, bwrap.best_launcher())
     except isolate.SandboxError as exc:
         raise fail(str(exc)) from None
     write_y4m(output, decoded.frames, fps)

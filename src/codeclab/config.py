@@ -73,7 +73,17 @@ class Settings(BaseSettings):
         default_factory=lambda: ["x264", "x265", "svtav1"]
     )
     target_kbps: float = Field(1000.0, gt=0)
-    designer: Literal["evolve"] = "evolve"
+    designer: Literal["evolve", "llm"] = "evolve"
+    llm_provider: Literal["anthropic", "openai"] = "anthropic"
+    llm_model: str | None = Field(None, description="required with designer = llm")
+    llm_base_url: str | None = Field(None, description="an OpenAI-compatible server, etc.")
+    llm_repairs: int = Field(3, ge=0, description="repair requests per proposal")
+    llm_budget_usd: float | None = Field(None, gt=0, description="stop the campaign here")
+    llm_timeout_s: float = Field(300.0, gt=0)
+    llm_max_tokens: int = Field(16000, ge=256)
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="model -> (USD per M input, per M output tokens)"
+    )
     iterations: int = Field(4, ge=1)
     workers: int = Field(1, ge=1, description="experiments evaluated in parallel")
     seed: int = 0

@@ -130,6 +130,13 @@ class Reasoning(BaseModel):
     text: str = ""
     hypothesis: str | None = None
     mutations: list[str] = Field(default_factory=list)
+    root_cause: str | None = None
+    insights: str | None = None
+    next_step: str | None = None
+    expected_kbps: float | None = None
+    expected_psnr: float | None = None
+    confidence: float | None = None
+    llm_usage: dict[str, Any] | None = None  # calls, tokens and cost of this proposal
 
 
 class ExperimentRecord(BaseModel):

@@ -455,6 +455,15 @@ def _combined_target(per_clip: dict[str, dict]) -> Target:
     )
 
 
+def validation_error(job: Job) -> str | None:
+    """Phase 2 alone (policy, contract, smoke run), for a designer's repair loop; stores nothing."""
+    try:
+        Experiment(job).validate()
+    except PhaseFailed as failure:
+        return failure.reason
+    return None
+
+
 def evaluate(job: Job) -> ExperimentRecord:
     """Run phases 2 to 7 on ``job`` and store the record, whatever its outcome."""
     return Experiment(job).run()
