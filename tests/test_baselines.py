@@ -150,6 +150,13 @@ def test_ladder_extends_to_cover_requested_kbps(frames: list[Frame], curves: dic
     assert all(r.crf % 5 == 2 or r.crf == 51 for r in rungs)
 
 
+def test_x264_ladder_stops_short_of_lossless(frames: list[Frame], curves: dict) -> None:
+    # asking for far more bits than any lossy rung gives must not reach CRF 0 (lossless)
+    rungs = baseline_curve(frames, FPS, CLIP, "x264", curves["cache"], cover_kbps=(1.0, 1e9))
+    assert min(r.crf for r in rungs) == 1
+    assert all(r.psnr_y < IDENTICAL_PSNR for r in rungs)
+
+
 def test_settings_and_version_state_the_encoder() -> None:
     assert settings("x264")["preset"] == "medium"
     assert settings("x265")["options"] == {"x265-params": "log-level=error:info=0"}

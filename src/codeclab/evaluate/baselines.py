@@ -60,7 +60,9 @@ KNOWN_ENCODERS: dict[str, Encoder] = {
         options={},
         crf_ladder=(22, 27, 32, 37),
         crf_step=5,
-        crf_range=(0, 51),
+        # CRF 0 is lossless in 8-bit x264: scored at 100 dB by convention, it is no point of
+        # a lossy RD curve and would bend the BD-rate fit, so the ladder stops at 1
+        crf_range=(1, 51),
         stream_format="h264",
         extension="h264",
         decoder="h264",
