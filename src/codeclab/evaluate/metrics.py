@@ -26,13 +26,15 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 
+import av
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from codeclab.frames import Frame, check_frames
 
-VERSION = "psnr; ssim=vf_ssim; ms_ssim=wang2003-valid-avg2x2; 2"
+VERSION = "psnr; ssim=vf_ssim; ms_ssim=wang2003-valid-avg2x2; 3"
 """Names what computes the scores; baseline rungs are cached under it, so a change to a
 metric re-scores the cache instead of mixing old and new numbers."""
 
@@ -279,6 +281,53 @@ def ssim(ref_y: np.ndarray, dist_y: np.ndarray) -> float:
     return _luma_ssim_sse(ref_y, dist_y)[0]
 
 
+class _FfmpegSsim(threading.local):
+    """FFmpeg's own ``ssim`` filter on luma, in-process through PyAV: one filter graph per
+    thread and picture size, fed the planes without a copy. FFmpeg's SIMD code runs with the
+    GIL released, about 3x faster than :func:`ssim` in numpy (measured on 1080p); its value
+    is the reference itself, printed with six decimals (within 5e-7 of :func:`ssim`)."""
+
+    def __init__(self) -> None:
+        self.size: tuple[int, int] | None = None
+        self.pts = 0
+
+    def _configure(self, width: int, height: int) -> None:
+        graph = av.filter.Graph()
+        graph.threads = 1  # frames run in parallel threads already
+        main, ref = (
+            graph.add_buffer(
+                width=width, height=height, format="gray", time_base=_TIME_BASE, name=name
+            )
+            for name in ("main", "ref")
+        )
+        metric = graph.add("ssim")
+        sink = graph.add("buffersink")
+        main.link_to(metric, 0, 0)
+        ref.link_to(metric, 0, 1)
+        metric.link_to(sink)
+        graph.configure()
+        # the contexts hold their graph weakly: keep it alive with them
+        self.graph, self.main, self.ref, self.sink = graph, main, ref, sink
+        self.size = (width, height)
+
+    def __call__(self, ref_y: np.ndarray, dist_y: np.ndarray) -> float:
+        height, width = ref_y.shape
+        if self.size != (width, height):
+            self._configure(width, height)
+        self.pts += 1
+        for source, plane in ((self.main, dist_y), (self.ref, ref_y)):
+            if plane.strides[1] != 1:
+                plane = np.ascontiguousarray(plane)
+            frame = av.VideoFrame.from_numpy_buffer(plane, format="gray")
+            frame.pts, frame.time_base = self.pts, _TIME_BASE
+            source.push(frame)
+        return float(self.sink.pull().metadata["lavfi.ssim.Y"])
+
+
+_TIME_BASE = Fraction(1, 25)
+_ffmpeg_ssim = _FfmpegSsim()
+
+
 # -- MS-SSIM ---------------------------------------------------------------------------------
 
 
@@ -439,9 +488,15 @@ class Scores:
 
 
 def score_frame(reference: Frame, distorted: Frame, *, with_ms_ssim: bool = True) -> FrameScores:
-    """Metrics of one frame; PSNR-YUV weighs luma 6:1:1 as in DESIGN.md section 4."""
-    ssim_y, sse_y = _luma_ssim_sse(reference[0], distorted[0])
-    psnr_y = _psnr_from_sse(sse_y, reference[0].size)
+    """Metrics of one frame; PSNR-YUV weighs luma 6:1:1 as in DESIGN.md section 4.
+
+    SSIM-Y is FFmpeg's ``ssim`` filter run in-process (:class:`_FfmpegSsim`); PSNR comes from
+    the exact SSE of each plane, as :func:`psnr`."""
+    _check_pair(reference[0], distorted[0])
+    if min(reference[0].shape) < 8:
+        raise ValueError(f"SSIM needs a plane of at least 8x8, got {reference[0].shape}")
+    ssim_y = _ffmpeg_ssim(reference[0], distorted[0])
+    psnr_y = psnr(reference[0], distorted[0])
     psnr_u = psnr(reference[1], distorted[1])
     psnr_v = psnr(reference[2], distorted[2])
     height, width = reference[0].shape
