@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,17 @@ import pytest
 from codeclab.config import SAMPLE_CLIP
 from codeclab.frames import Frame
 from codeclab.media import Clip, load_clip, write_y4m
+
+CODECLAB = [sys.executable, "-m", "codeclab"]
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a fresh interpreter, as a person would."""
+    return subprocess.run(
+        [*CODECLAB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def crop(frame: Frame, width: int, height: int, x: int = 0, y: int = 0) -> Frame:

@@ -7,17 +7,11 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from codeclab.campaign import directory_lock
-
-CODECLAB = [sys.executable, "-m", "codeclab"]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CODECLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+from tests.conftest import CODECLAB, cli
 
 
 def iterations_in(db: Path) -> list[int]:

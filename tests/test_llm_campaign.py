@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.conftest import cli
 from tests.llm_servers import OpenAIServer
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -32,38 +31,13 @@ def test_llm_campaign_repairs_rejects_and_records_reasoning(home, small_clip_pat
         *[OpenAIServer.reply("I have no program for you today.") for _ in range(3)],
     ]
     with OpenAIServer(*script) as server:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "codeclab",
-                "run",
-                "--designer",
-                "llm",
-                "--llm-provider",
-                "openai",
-                "--llm-model",
-                "local-coder",
-                "--llm-base-url",
-                server.base_url + "/v1",
-                "--llm-repairs",
-                "2",
-                "--iterations",
-                "3",
-                "--clip",
-                str(small_clip_path),
-                "--qualities",
-                "30,70",
-                "--baselines",
-                "x264",
-                "--json",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        done = cli(
+            "run", "--designer", "llm", "--llm-provider", "openai", "--llm-model", "local-coder",
+            "--llm-base-url", server.base_url + "/v1", "--llm-repairs", "2", "--iterations", "3",
+            "--clip", str(small_clip_path), "--qualities", "30,70", "--baselines", "x264",
+            "--json", cwd=tmp_path,
             env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
-        )
+        )  # fmt: skip
         requests = list(server.requests)
     assert done.returncode == 0, done.stderr
     experiments = json.loads(done.stdout)["experiments"]
@@ -72,14 +46,7 @@ def test_llm_campaign_repairs_rejects_and_records_reasoning(home, small_clip_pat
     # the crash went back to the model with the smoke run's error, and the fix was evaluated
     repair = requests[2].body["messages"][-1]["content"]
     assert "smoke run" in repair and "decoder" in repair
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "codeclab", "show", experiments[0]["experiment_id"], "--json"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    shown = json.loads(cli("show", experiments[0]["experiment_id"], "--json", cwd=tmp_path).stdout)
     reasoning = shown["reasoning"]
     assert reasoning["hypothesis"] == "coarser steps cost fewer bits"
     assert reasoning["expected_kbps"] == 900 and reasoning["confidence"] == 0.6
@@ -88,11 +55,5 @@ def test_llm_campaign_repairs_rejects_and_records_reasoning(home, small_clip_pat
 
 
 def test_llm_designer_needs_a_model(home, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "codeclab", "run", "--designer", "llm"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = cli("run", "--designer", "llm", cwd=tmp_path)
     assert done.returncode == 2 and "--llm-model" in done.stderr

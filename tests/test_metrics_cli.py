@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +12,8 @@ from codeclab.config import SAMPLE_CLIP
 from codeclab.evaluate.metrics import score
 from codeclab.evaluate.reader import read_video
 from codeclab.media import load_clip, write_mp4, write_y4m
-from tests.conftest import crop
+from tests.conftest import cli, crop
 from tests.test_metrics import distort
-
-CODECLAB = [sys.executable, "-m", "codeclab"]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CODECLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

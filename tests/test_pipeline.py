@@ -16,9 +16,9 @@ from codeclab.media import load_clip
 from codeclab.runner import Job, evaluate
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore
+from tests.conftest import cli
 
 PROGRAMS = Path(__file__).parent / "programs"
-CODECLAB = [sys.executable, "-m", "codeclab"]
 
 
 def run_job(program: str, clip_path: Path, home: Path, **settings):
@@ -118,10 +118,6 @@ def test_policy_rejects_before_anything_runs(home, small_clip_path, tmp_path):
     assert (record.status, record.phase) == ("rejected", "validation")
     assert "os" in record.error
     assert [p.name for p in record.phases] == ["design", "validation"]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CODECLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def test_evaluate_json_record_and_standalone_decoder(home, small_clip_path, tmp_path):

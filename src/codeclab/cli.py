@@ -38,6 +38,8 @@ TestSetOpt = Annotated[
     str | None,
     typer.Option("--test-set", help="a [test_sets.NAME] of codeclab.toml; default: the clips"),
 ]
+QualitiesOpt = Annotated[str | None, typer.Option(help="the quality ladder, e.g. 20,40,60,80")]
+BaselinesOpt = Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")]
 SizeOpt = Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv clips, e.g. 352x288")]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="frame rate of raw .yuv clips")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
@@ -232,8 +234,8 @@ def run(
     frames: FramesOpt = None,
     size: SizeOpt = None,
     fps: FpsOpt = None,
-    qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
-    baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
+    qualities: QualitiesOpt = None,
+    baselines: BaselinesOpt = None,
     test_set: TestSetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -334,8 +336,8 @@ def evaluate_command(
     frames: FramesOpt = None,
     size: SizeOpt = None,
     fps: FpsOpt = None,
-    qualities: Annotated[str | None, typer.Option(help="e.g. 20,40,60,80")] = None,
-    baselines: Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")] = None,
+    qualities: QualitiesOpt = None,
+    baselines: BaselinesOpt = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per sandboxed process")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="memory cap per process, MB")] = None,
     test_set: TestSetOpt = None,
