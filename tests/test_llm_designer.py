@@ -215,7 +215,18 @@ def test_a_whole_program_answer_becomes_a_checked_proposal():
     )
     assert reasoning.text.startswith("HYPOTHESIS:") and "```" not in reasoning.text
     assert "Here is the program:" in reasoning.text
-    assert proposal.reasoning == Reasoning(text=reasoning.text, hypothesis=reasoning.hypothesis)
+    # every parsed field reaches the record, the verbatim text included
+    assert proposal.reasoning == Reasoning(
+        text=reasoning.text,
+        hypothesis=reasoning.hypothesis,
+        root_cause=reasoning.root_cause,
+        insights=reasoning.insights,
+        next_step=reasoning.next_step,
+        expected_kbps=reasoning.expected_kbps,
+        expected_psnr=reasoning.expected_psnr,
+        confidence=reasoning.confidence,
+    )
+    assert proposal.reasoning.expected_kbps is not None
     cost = (2000 * 3.0 + 800 * 15.0) / 1e6
     assert (
         proposal.usage.as_dict()
