@@ -30,9 +30,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-stamp=.venv/.codeclab-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# reinstall whenever the dependencies or this script change
+stamp=.venv/.installed-$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # vmaf: an ffmpeg with libvmaf (imageio-ffmpeg), so VMAF is measured and tested too
+  .venv/bin/python -m pip install --quiet -e '.[dev,vmaf]'
   touch "$stamp"
 fi
