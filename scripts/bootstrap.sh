@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages, by the command that shows each one is present.
 #   bwrap: bubblewrap, the sandbox's namespaces (without it the lab runs with weak isolation)
-declare -A APT_PACKAGES=([bwrap]=bubblewrap)
+#   pg_ctlcluster: PostgreSQL, for the store tests (they start their own server with initdb
+#     and pg_ctl from /usr/lib/postgresql/*/bin; under CI they fail without it)
+declare -A APT_PACKAGES=([bwrap]=bubblewrap [pg_ctlcluster]=postgresql)
 
 missing=()
 for command in "${!APT_PACKAGES[@]}"; do

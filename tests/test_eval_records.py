@@ -51,6 +51,7 @@ def test_an_old_database_gains_the_new_nullable_columns(tmp_path):
         for table, columns in NEW_COLUMNS.items():
             for column in columns:
                 connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.execute("DROP TABLE alembic_version")  # before migrations existed
     store = ExperimentStore(f"sqlite:///{path}")
     with sqlite3.connect(path) as connection:
         for table, columns in NEW_COLUMNS.items():

@@ -3,11 +3,23 @@
 An experiment is written in one transaction when it has finished, so a campaign killed at
 any moment leaves either the whole experiment or nothing. Figures live in typed columns
 (one row per clip and quality), not in one opaque JSON string, so the dashboard can query them.
+
+The schema is kept by Alembic migrations (``codeclab/store/migrations``), run when a store
+opens: a user upgrading keeps their data. When the database cannot be reached, a finished
+experiment is kept in a durable outbox (one JSON file per experiment) and written, once,
+when the store is back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +34,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
-    inspect,
     select,
-    text,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from codeclab.record import (
@@ -61,8 +77,16 @@ RUNG_COLUMNS = (
 )
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
 class StoreError(RuntimeError):
     """The experiment store cannot be reached or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not take a write now (down, refused); the experiment was kept."""
 
 
 class Base(DeclarativeBase):
@@ -181,28 +205,6 @@ def _rung_values(rung: Any) -> dict[str, Any]:
     return {name: getattr(rung, name) for name in RUNG_COLUMNS}
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add nullable columns that newer code declares to tables an older version created.
-
-    ``create_all`` makes missing tables but never alters existing ones; every column added
-    since the first release is nullable, so ``ALTER TABLE ... ADD COLUMN`` is all it takes.
-    """
-    inspector = inspect(engine)
-    existing_tables = set(inspector.get_table_names())
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            if table.name not in existing_tables:
-                continue
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or not column.nullable:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                connection.execute(
-                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
-                )
-
-
 def _bd_table(stored: dict[str, Any] | None) -> dict[str, dict[str, BdRate]]:
     return {e: {m: BdRate(**b) for m, b in by.items()} for e, by in (stored or {}).items()}
 
@@ -211,25 +213,121 @@ def _bd_json(table: dict[str, dict[str, BdRate]]) -> dict[str, Any]:
     return {e: {m: b.model_dump() for m, b in by.items()} for e, by in table.items()}
 
 
+def alembic_config(connection: Any = None, url: str | None = None) -> Any:
+    """An Alembic configuration for the package's migrations; no alembic.ini needed.
+
+    Developers make a new revision (after changing the models) with::
+
+        python -c "from alembic import command; from codeclab.store.db import alembic_config;
+        command.revision(alembic_config(url='sqlite:///scratch.db'), 'what changed',
+        autogenerate=True)"
+
+    on a scratch database upgraded to the current head, then check the script by hand.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def _head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (``alembic upgrade head``).
+
+    A database made before migrations existed (by ``create_all``, without an
+    ``alembic_version`` table) is adopted by the first revision, which keeps its rows.
+    """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() == _head_revision():
+            return  # the usual case: nothing to do, and no scripts to load
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # one migrator at a time
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(5318008)")
+        command.upgrade(alembic_config(connection), "head")
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip()
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """A failure that may go away by itself: server down, connection lost, write refused.
+
+    Integrity errors (a conflicting row) are answers, not outages: retrying cannot help.
+    """
+    if isinstance(exc, IntegrityError):
+        return False
+    return isinstance(exc, DBAPIError | OSError)
+
+
+def _down(exc: BaseException) -> bool:
+    """The server is unreachable or the connection broke (not: this write was refused)."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
+def _default_outbox(url: str) -> Path:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database).resolve().parent / "outbox"  # the data directory
+    return Path(os.environ.get("CODECLAB_HOME", "codeclab-data")) / "outbox"
+
+
+def _write_atomically(path: Path, text_: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text_)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class ExperimentStore:
     """Reads and writes experiment records; the only code that knows the table layout."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, outbox_dir: Path | str | None = None) -> None:
         self.url = make_url(url).render_as_string(hide_password=True)  # safe to print
         try:
+            self.outbox_dir = Path(outbox_dir) if outbox_dir else _default_outbox(url)
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url)
-            Base.metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            migrate(self.engine)
         except (SQLAlchemyError, OSError, ImportError) as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise StoreError(f"cannot open the experiment store {self.url}: {reason}") from exc
+            raise StoreError(
+                f"cannot open the experiment store {self.url}: {_reason(exc)}"
+            ) from exc
+        except Exception as exc:  # Alembic's own errors (e.g. a revision newer than this code)
+            raise StoreError(f"cannot open the experiment store {self.url}: {exc}") from exc
 
     def add_campaign(
         self, campaign_id: str, designer: str, seed: int, iterations: int, settings: dict[str, Any]
     ) -> None:
-        with Session(self.engine) as session, session.begin():
+        self.flush_outbox()
+        with (
+            self._errors(f"cannot record campaign {campaign_id}"),
+            Session(self.engine) as session,
+            session.begin(),
+        ):
             session.merge(
                 Campaign(
                     id=campaign_id,
@@ -241,13 +339,116 @@ class ExperimentStore:
             )
 
     def latest_campaign(self) -> Campaign | None:
-        """The most recently started campaign, to resume."""
-        with Session(self.engine) as session:
+        """The most recently started campaign, to resume (its kept experiments written first)."""
+        self.flush_outbox()
+        with self._errors("cannot read campaigns"), Session(self.engine) as session:
             query = select(Campaign).order_by(Campaign.created_at.desc()).limit(1)
             return session.scalars(query).first()
 
     def save(self, record: ExperimentRecord, source: str) -> None:
-        """Write the program (once, by hash) and the whole experiment in one transaction."""
+        """Write the program (once, by hash) and the whole experiment in one transaction.
+
+        Idempotent: an experiment already stored is skipped. When the store is down or
+        refuses the write, the experiment is kept in the outbox and :class:`StoreUnavailable`
+        says where; it is written by the next ``save`` (or ``flush_outbox``) that gets through.
+        """
+        self.flush_outbox()
+        try:
+            try:
+                self._write(record, source)
+            except IntegrityError:  # a concurrent writer added the program (or this experiment)
+                self._write(record, source)
+        except SQLAlchemyError as exc:
+            if not _unavailable(exc):
+                raise StoreError(
+                    f"the experiment store {self.url} refused experiment "
+                    f"{record.experiment_id}: {_reason(exc)}"
+                ) from exc
+            kept = self._keep(record, source, exc)
+            raise StoreUnavailable(
+                f"cannot write to the experiment store {self.url}: {_reason(exc)}; experiment "
+                f"{record.experiment_id} is kept in {kept} and will be written when the "
+                "store is back"
+            ) from exc
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    def _keep(self, record: ExperimentRecord, source: str, exc: BaseException) -> Path:
+        path = self.outbox_dir / f"{record.experiment_id}.json"
+        entry = {
+            "record": record.model_dump(mode="json"),
+            "source": source,
+            "url": self.url,
+            "error": _reason(exc),
+        }
+        try:
+            _write_atomically(path, json.dumps(entry))
+        except OSError as io_error:
+            raise StoreError(
+                f"cannot write to the experiment store {self.url} ({_reason(exc)}) nor keep "
+                f"experiment {record.experiment_id} in {path}: {io_error}"
+            ) from exc
+        return path
+
+    def pending(self) -> list[Path]:
+        """Experiments kept in the outbox, waiting for the store."""
+        if not self.outbox_dir.is_dir():
+            return []
+        return sorted(self.outbox_dir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+
+    def flush_outbox(self) -> int:
+        """Write the experiments kept in the outbox; returns how many were written.
+
+        Stops quietly at the first one the store still cannot take (the caller's own read
+        or write then reports the outage). An experiment the store rejects for good (its
+        campaign iteration was written again meanwhile) moves to ``outbox/rejected``.
+        """
+        written = 0
+        for path in self.pending():
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+                record = ExperimentRecord.model_validate(entry["record"])
+                source = entry["source"]
+            except FileNotFoundError:
+                continue  # another process flushed it
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("unreadable outbox entry %s: %s", path, exc)
+                continue
+            try:
+                self._write(record, source)
+            except StoreError as exc:
+                rejected = self.outbox_dir / "rejected"
+                rejected.mkdir(exist_ok=True)
+                os.replace(path, rejected / path.name)
+                log.warning("outbox entry %s rejected by the store: %s", path.name, exc)
+                continue
+            except IntegrityError:
+                if not self._exists(record.experiment_id):  # not a concurrent flush of it
+                    raise
+            except SQLAlchemyError as exc:
+                if _down(exc):
+                    return written  # the store is still away: keep the rest for later
+                log.warning("outbox entry %s not written yet: %s", path.name, _reason(exc))
+                continue  # this one is refused (for now); the others may go through
+            path.unlink(missing_ok=True)
+            written += 1
+        return written
+
+    def _exists(self, experiment_id: str) -> bool:
+        with Session(self.engine) as session:
+            return session.get(Experiment, experiment_id) is not None
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Database failures as :class:`StoreError` naming the store (password hidden)."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"{doing}: the experiment store {self.url} failed: {_reason(exc)}"
+            ) from exc
+
+    def _write(self, record: ExperimentRecord, source: str) -> None:
         with Session(self.engine) as session, session.begin():
             if session.get(Experiment, record.experiment_id) is not None:
                 return  # idempotent: a resumed campaign may offer the same experiment again
@@ -331,7 +532,7 @@ class ExperimentStore:
 
     def get(self, experiment_id: str) -> ExperimentRecord | None:
         """The record by id, or by a unique id prefix (as people type them)."""
-        with Session(self.engine) as session:
+        with self._errors("cannot read experiments"), Session(self.engine) as session:
             row = session.get(Experiment, experiment_id)
             if row is None:
                 matches = session.scalars(
@@ -341,7 +542,7 @@ class ExperimentStore:
             return self._to_record(row) if row else None
 
     def source(self, program_sha256: str) -> str | None:
-        with Session(self.engine) as session:
+        with self._errors("cannot read programs"), Session(self.engine) as session:
             program = session.get(Program, program_sha256)
             return program.source if program else None
 
@@ -354,7 +555,7 @@ class ExperimentStore:
             query = query.where(Experiment.campaign_id == campaign_id)
         if limit:
             query = query.limit(limit)
-        with Session(self.engine) as session:
+        with self._errors("cannot read experiments"), Session(self.engine) as session:
             return [self._to_record(row) for row in session.scalars(query)]
 
     @staticmethod

@@ -1,0 +1,692 @@
+"""Experiment store on Amazon DynamoDB, for deployments that follow the seed's AWS layout.
+
+The same methods as :class:`codeclab.store.db.ExperimentStore`, over one table in a
+single-table design; docs/dynamodb.md describes the keys, the indexes and the queries they
+serve. In short:
+
+- ``PK=EXP#<id>, SK=HEADER``: the experiment's fields as attributes (nested models as maps,
+  floats as numbers); written last, in a transaction: the header is what makes an
+  experiment visible, so a reader never sees half of one.
+- ``PK=EXP#<id>, SK=RESULT#<wid>#<n>`` / ``BASELINE#<wid>#<n>`` / ``PHASE#<wid>#<n>``: one
+  item per result (clip and quality), per baseline curve and per phase. ``wid`` names the
+  write: a reader takes only the children whose ``wid`` is the header's.
+- ``PK=PROGRAM#<sha256>, SK=PROGRAM``: a program's source and lineage (``parent_sha256``).
+- ``PK=CAMPAIGN#<id>, SK=META``: a campaign; ``SK=ITER#<n>`` claims an iteration once.
+
+Credentials come only from the standard AWS chain (environment, config files, instance
+roles); nothing here prints or stores them. Importing this module needs boto3 (the
+``aws`` extra): the store factory reads an ImportError as "DynamoDB not available".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+from codeclab.record import (
+    BaselineCurve,
+    ExperimentRecord,
+    FrameMetrics,
+    PhaseRecord,
+    RungResult,
+    utcnow,
+)
+from codeclab.store.db import StoreError
+
+ENDPOINT_ENV = "CODECLAB_DYNAMODB_ENDPOINT_URL"
+TABLE_SUFFIX = "codeclab"
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit for TransactWriteItems
+MAX_TRANSACTION_BYTES = 3_500_000  # under the 4 MB limit, leaving room for our size estimate
+MAX_PER_FRAME_BYTES = 300_000  # items are limited to 400 KB; larger per-frame data is packed
+INDEXES = {  # index name -> (partition key, sort key); every key attribute is a string
+    "GSI1": ("GSI1PK", "GSI1SK"),  # all experiments / campaigns / programs by time
+    "GSI2": ("GSI2PK", "GSI2SK"),  # a campaign's experiments by iteration; a program's children
+    "GSI3": ("GSI3PK", "GSI3SK"),  # experiments by status, by time
+    "GSI4": ("GSI4PK", "GSI4SK"),  # experiments by id prefix
+}
+ID_BUCKET = 2  # characters of the id in GSI4PK: prefixes at least this long are one Query
+FRAME_FIELDS = tuple(FrameMetrics.model_fields)
+HEADLINE = ("kbps", "psnr_y", "ssim_y", "ms_ssim_y", "bd_rate_x265")
+
+
+@dataclass
+class DynamoCampaign:
+    """A campaign as ``latest_campaign`` returns it (the attributes the SQL row has)."""
+
+    id: str
+    designer: str
+    seed: int
+    iterations: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def to_dynamo(value: Any) -> Any:
+    """A Python value as boto3's serializer takes it: numbers as Decimal, tuples as lists.
+
+    Floats go through ``repr`` so they come back bit for bit; DynamoDB has no NaN or
+    infinity, which are kept as ``{"__float__": "nan"}``.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str | bytes):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    raise StoreError(f"cannot store a value of type {type(value).__name__} in DynamoDB")
+
+
+def from_dynamo(value: Any) -> Any:
+    """The inverse of :func:`to_dynamo`: integral numbers as int, others as float.
+
+    DynamoDB normalises numbers (``30.0`` comes back as ``30``); the record's models turn
+    such ints back into floats where a float is declared.
+    """
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return float(value["__float__"])
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    if hasattr(value, "value") and type(value).__name__ == "Binary":
+        return bytes(value.value)
+    return value
+
+
+def _size(item: dict[str, Any]) -> int:
+    """A generous estimate of an item's size as DynamoDB counts it."""
+    return len(json.dumps(item, default=str)) + 100
+
+
+def _time_key(created_at: datetime, unique: str) -> str:
+    return f"{created_at.isoformat()}#{unique}"
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+class DynamoStore:
+    """Reads and writes experiment records in one DynamoDB table (created when missing)."""
+
+    def __init__(
+        self, table_prefix: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
+        if not table_prefix:
+            raise StoreError("a DynamoDB store needs a table prefix: dynamodb://PREFIX")
+        self.table = f"{table_prefix}-{TABLE_SUFFIX}"
+        session = boto3.session.Session(region_name=region)
+        self.region = session.region_name
+        if not self.region:
+            raise StoreError(
+                "no AWS region for the DynamoDB store: add ?region=... to the URL "
+                "or set AWS_DEFAULT_REGION"
+            )
+        self.endpoint_url = endpoint_url
+        where = f" at {endpoint_url}" if endpoint_url else ""
+        self.url = f"dynamodb://{table_prefix}?region={self.region}"  # safe to print
+        self._where = f"DynamoDB table {self.table} ({self.region}{where})"
+        self._serializer, self._deserializer = TypeSerializer(), TypeDeserializer()
+        config = Config(
+            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+        )
+        self._session = session
+        try:
+            self.client = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
+        except Exception as exc:  # botocore raises several unrelated types here
+            raise StoreError(f"cannot open the experiment store {self._where}: {exc}") from exc
+        with self._errors("cannot open the experiment store"):
+            self._ensure_table()
+
+    @classmethod
+    def from_url(cls, url: str) -> DynamoStore:
+        """``dynamodb://TABLE_PREFIX?region=eu-west-1``; the endpoint may come from
+        ``CODECLAB_DYNAMODB_ENDPOINT_URL`` (moto, DynamoDB Local)."""
+        parts = urlsplit(url)
+        if parts.scheme != "dynamodb":
+            raise StoreError(f"not a DynamoDB store URL: {parts.scheme}://...")
+        query = parse_qs(parts.query)
+        region = query.get("region", [None])[0]
+        endpoint = os.environ.get(ENDPOINT_ENV) or None
+        return cls(parts.netloc + parts.path.rstrip("/"), region=region, endpoint_url=endpoint)
+
+    # --- errors ------------------------------------------------------------------------
+
+    def _scrub(self, message: str) -> str:
+        """The message without any part of the credentials in use, should AWS echo one."""
+        try:
+            credentials = self._session.get_credentials()
+            frozen = credentials.get_frozen_credentials() if credentials else None
+        except Exception:  # noqa: BLE001 - a message is being built for another error
+            frozen = None
+        for secret in (frozen.access_key, frozen.secret_key, frozen.token) if frozen else ():
+            if secret:
+                message = message.replace(secret, "***")
+        return message
+
+    def _errors(self, doing: str) -> _ErrorScope:
+        return _ErrorScope(self, doing)
+
+    # --- table ---------------------------------------------------------------------------
+
+    def _ensure_table(self) -> None:
+        client = self.client
+        try:
+            description = client.describe_table(TableName=self.table)["Table"]
+        except client.exceptions.ResourceNotFoundException:
+            description = None
+        if description is None:
+            attributes = [("PK", "S"), ("SK", "S")] + [
+                (key, "S") for keys in INDEXES.values() for key in keys
+            ]
+            # ResourceInUse: another process created it a moment ago
+            with contextlib.suppress(client.exceptions.ResourceInUseException):
+                client.create_table(
+                    TableName=self.table,
+                    BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[
+                        {"AttributeName": name, "AttributeType": kind} for name, kind in attributes
+                    ],
+                    KeySchema=[
+                        {"AttributeName": "PK", "KeyType": "HASH"},
+                        {"AttributeName": "SK", "KeyType": "RANGE"},
+                    ],
+                    GlobalSecondaryIndexes=[
+                        {
+                            "IndexName": name,
+                            "KeySchema": [
+                                {"AttributeName": pk, "KeyType": "HASH"},
+                                {"AttributeName": sk, "KeyType": "RANGE"},
+                            ],
+                            "Projection": {"ProjectionType": "ALL"},
+                        }
+                        for name, (pk, sk) in INDEXES.items()
+                    ],
+                )
+            client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 90}
+            )
+            description = client.describe_table(TableName=self.table)["Table"]
+        present = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+        missing = sorted(set(INDEXES) - present)
+        if missing:
+            raise StoreError(
+                f"{self._where} exists but lacks the indexes {', '.join(missing)} "
+                "(see docs/dynamodb.md)"
+            )
+
+    # --- low level -----------------------------------------------------------------------
+
+    def _ser(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._serializer.serialize(to_dynamo(v)) for k, v in item.items()}
+
+    def _de(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: from_dynamo(self._deserializer.deserialize(v)) for k, v in item.items()}
+
+    def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table, Key=self._ser({"PK": pk, "SK": sk}), ConsistentRead=True
+        )
+        return self._de(response["Item"]) if "Item" in response else None
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every item a Query returns, following its pages."""
+        kwargs = {"TableName": self.table, **kwargs}
+        while True:
+            response = self.client.query(**kwargs)
+            for item in response.get("Items", []):
+                yield self._de(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _query_index(
+        self,
+        index: str,
+        partition: str,
+        *,
+        newest_first: bool = False,
+        sort_prefix: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Items of one partition of an index, in sort-key order (the dashboard's queries)."""
+        pk, sk = INDEXES[index]
+        condition = "#pk = :pk"
+        names, values = {"#pk": pk}, {":pk": partition}
+        if sort_prefix is not None:
+            condition += " AND begins_with(#sk, :sk)"
+            names["#sk"], values[":sk"] = sk, sort_prefix
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": self._ser(values),
+            "ScanIndexForward": not newest_first,
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        for n, item in enumerate(self._query(**kwargs), start=1):
+            yield item
+            if limit and n >= limit:
+                return
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        self.client.transact_write_items(TransactItems=items)
+
+    # --- campaigns -----------------------------------------------------------------------
+
+    def add_campaign(
+        self, campaign_id: str, designer: str, seed: int, iterations: int, settings: dict[str, Any]
+    ) -> None:
+        """Create the campaign, or update its settings (its start time stays the first)."""
+        now = utcnow()
+        update = _update_expression(
+            {
+                "type": "campaign",
+                "id": campaign_id,
+                "designer": designer,
+                "seed": seed,
+                "iterations": iterations,
+                "settings": settings,
+                "GSI1PK": "CAMPAIGN",
+            },
+            keep_first={"created_at": now.isoformat(), "GSI1SK": _time_key(now, campaign_id)},
+        )
+        with self._errors("cannot write to the experiment store"):
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._ser({"PK": f"CAMPAIGN#{campaign_id}", "SK": "META"}),
+                UpdateExpression=update["UpdateExpression"],
+                ExpressionAttributeNames=update["ExpressionAttributeNames"],
+                ExpressionAttributeValues=self._ser(update["ExpressionAttributeValues"]),
+            )
+
+    def latest_campaign(self) -> DynamoCampaign | None:
+        """The most recently started campaign, to resume (GSI1, newest first)."""
+        with self._errors("cannot read the experiment store"):
+            for item in self._query_index("GSI1", "CAMPAIGN", newest_first=True, limit=1):
+                return DynamoCampaign(
+                    id=item["id"],
+                    designer=item["designer"],
+                    seed=item["seed"],
+                    iterations=item["iterations"],
+                    settings=item.get("settings") or {},
+                    created_at=datetime.fromisoformat(item["created_at"]),
+                )
+        return None
+
+    # --- writing -------------------------------------------------------------------------
+
+    def save(self, record: ExperimentRecord, source: str) -> None:
+        """Write the program (once, by hash) and the whole experiment, visible all at once.
+
+        Idempotent by experiment id; a second experiment for a campaign's iteration is
+        refused with :class:`StoreError`.
+        """
+        with self._errors("cannot write to the experiment store"):
+            self._save(record, source)
+
+    def _save(self, record: ExperimentRecord, source: str) -> None:
+        pk = f"EXP#{record.experiment_id}"
+        if self._get_item(pk, "HEADER") is not None:
+            return  # idempotent: a resumed campaign may offer the same experiment again
+        claim = self._claim_key(record)
+        if claim is not None:
+            holder = self._get_item(*claim)
+            if holder is not None:
+                if holder.get("experiment_id") == record.experiment_id:
+                    return
+                raise StoreError(
+                    f"campaign {record.campaign_id} already has iteration {record.iteration}"
+                )
+        wid = hashlib.sha256(record.model_dump_json().encode()).hexdigest()[:16]
+        children = self._children(record, pk, wid)
+        final = [self._program_update(record, source)]
+        if claim is not None:
+            final.append(
+                self._put(
+                    {
+                        "PK": claim[0],
+                        "SK": claim[1],
+                        "type": "iteration",
+                        "experiment_id": record.experiment_id,
+                    }
+                )
+            )
+        header = self._header(record, pk, wid, children)
+        final.append(self._put(header))
+        sizes = [_size(c) for c in children]
+        if (
+            len(final) + len(children) <= MAX_TRANSACTION_ITEMS
+            and sum(sizes) + _size(header) + len(source) <= MAX_TRANSACTION_BYTES
+        ):
+            batches: list[list[dict[str, Any]]] = []
+            final = [{"Put": {"TableName": self.table, "Item": self._ser(c)}} for c in children] + (
+                final
+            )
+        else:  # children first, in as many transactions as it takes; the header last
+            batches = [[]]
+            batch_bytes = 0
+            for child, size in zip(children, sizes, strict=True):
+                if batches[-1] and (
+                    len(batches[-1]) >= MAX_TRANSACTION_ITEMS
+                    or batch_bytes + size > MAX_TRANSACTION_BYTES
+                ):
+                    batches.append([])
+                    batch_bytes = 0
+                batches[-1].append({"Put": {"TableName": self.table, "Item": self._ser(child)}})
+                batch_bytes += size
+        for batch in batches:
+            self._transact(batch)
+        try:
+            self._transact(final)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            self._after_cancel(record, pk, wid, claim, children if batches else [], exc)
+
+    def _after_cancel(
+        self,
+        record: ExperimentRecord,
+        pk: str,
+        wid: str,
+        claim: tuple[str, str] | None,
+        written: list[dict[str, Any]],
+        exc: Exception,
+    ) -> None:
+        """A conditional write failed: someone saved this experiment, or took its iteration."""
+        header = self._get_item(pk, "HEADER")
+        if header is not None:
+            if header.get("wid") != wid:
+                self._delete(written)
+            return  # saved meanwhile by another writer: nothing to do
+        holder = self._get_item(*claim) if claim else None
+        if holder is not None and holder.get("experiment_id") != record.experiment_id:
+            self._delete(written)
+            raise StoreError(
+                f"campaign {record.campaign_id} already has iteration {record.iteration}"
+            ) from exc
+        raise exc
+
+    def _delete(self, children: list[dict[str, Any]]) -> None:
+        """Remove the children of a write that lost (best effort: they are invisible anyway)."""
+        for child in children:
+            try:
+                self.client.delete_item(
+                    TableName=self.table, Key=self._ser({"PK": child["PK"], "SK": child["SK"]})
+                )
+            except Exception:  # noqa: BLE001,S112 - orphans are harmless, see docs
+                continue
+
+    @staticmethod
+    def _claim_key(record: ExperimentRecord) -> tuple[str, str] | None:
+        if record.campaign_id is None or record.iteration is None:
+            return None
+        return f"CAMPAIGN#{record.campaign_id}", f"ITER#{record.iteration:010d}"
+
+    def _put(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._ser(item),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    def _program_update(self, record: ExperimentRecord, source: str) -> dict[str, Any]:
+        """Programs are shared by hash: the first writer's fields stay (no overwrite)."""
+        sha, now = record.program_sha256, record.created_at
+        values: dict[str, Any] = {
+            "type": "program",
+            "sha256": sha,
+            "name": record.program_name,
+            "source": source,
+            "designer": record.designer,
+            "created_at": now.isoformat(),
+            "GSI1PK": "PROGRAM",
+            "GSI1SK": _time_key(now, sha),
+        }
+        if record.parent_sha256 is not None:
+            values |= {
+                "parent_sha256": record.parent_sha256,
+                "GSI2PK": f"PARENT#{record.parent_sha256}",
+                "GSI2SK": _time_key(now, sha),
+            }
+        update = _update_expression({}, keep_first=values)
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._ser({"PK": f"PROGRAM#{sha}", "SK": "PROGRAM"}),
+                "UpdateExpression": update["UpdateExpression"],
+                "ExpressionAttributeNames": update["ExpressionAttributeNames"],
+                "ExpressionAttributeValues": self._ser(update["ExpressionAttributeValues"]),
+            }
+        }
+
+    def _header(
+        self, r: ExperimentRecord, pk: str, wid: str, children: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        fields = r.model_dump(mode="python", exclude={"results", "baselines", "phases"})
+        fields["created_at"] = r.created_at.isoformat()
+        time_key = _time_key(r.created_at, r.experiment_id)
+        header = {
+            **fields,
+            "PK": pk,
+            "SK": "HEADER",
+            "type": "experiment",
+            "wid": wid,
+            "children": len(children),
+            "baseline_encoders": sorted(r.baselines),
+            **{f"headline_{k}": v for k, v in r.headline().items()},
+            "GSI1PK": "EXP",
+            "GSI1SK": time_key,
+            "GSI3PK": f"STATUS#{r.status}",
+            "GSI3SK": time_key,
+            "GSI4PK": f"IDP#{r.experiment_id[:ID_BUCKET]}",
+            "GSI4SK": r.experiment_id,
+        }
+        if r.campaign_id is not None:
+            order = f"{r.iteration:010d}" if r.iteration is not None else f"~{time_key}"
+            header |= {"GSI2PK": f"CAMPAIGN#{r.campaign_id}", "GSI2SK": f"ITER#{order}"}
+        return header
+
+    @staticmethod
+    def _children(r: ExperimentRecord, pk: str, wid: str) -> list[dict[str, Any]]:
+        children: list[dict[str, Any]] = []
+        for n, result in enumerate(r.results):
+            item = result.model_dump(mode="python", exclude={"per_frame"})
+            frames = [f.model_dump() for f in result.per_frame]
+            columns = {name: [f[name] for f in frames] for name in FRAME_FIELDS}
+            item |= {"PK": pk, "SK": f"RESULT#{wid}#{n:05d}", "type": "result", "wid": wid}
+            item["per_frame_count"] = len(frames)
+            if _size(columns) <= MAX_PER_FRAME_BYTES:
+                item["per_frame"] = columns
+            else:  # too large for one item as numbers: packed, still one attribute
+                item["per_frame_zlib"] = zlib.compress(json.dumps(frames).encode(), 9)
+            children.append(item)
+        curves = [(encoder, curve) for encoder, curves in r.baselines.items() for curve in curves]
+        for n, (encoder, curve) in enumerate(curves):
+            item = curve.model_dump(mode="python")
+            item |= {
+                "PK": pk,
+                "SK": f"BASELINE#{wid}#{n:05d}",
+                "type": "baseline",
+                "wid": wid,
+                "encoder_key": encoder,
+            }
+            children.append(item)
+        for n, phase in enumerate(r.phases):
+            item = phase.model_dump(mode="python")
+            item |= {"PK": pk, "SK": f"PHASE#{wid}#{n:05d}", "type": "phase", "wid": wid}
+            children.append(item)
+        return children
+
+    # --- reading -------------------------------------------------------------------------
+
+    def get(self, experiment_id: str) -> ExperimentRecord | None:
+        """The record by id, or by a unique id prefix (as people type them)."""
+        with self._errors("cannot read the experiment store"):
+            record = self._load(experiment_id)
+            if record is not None:
+                return record
+            matches = self._ids_with_prefix(experiment_id, 2)
+            return self._load(matches[0]) if len(matches) == 1 else None
+
+    def _ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        if len(prefix) >= ID_BUCKET:
+            items = self._query_index(
+                "GSI4", f"IDP#{prefix[:ID_BUCKET]}", sort_prefix=prefix, limit=limit
+            )
+            return [item["experiment_id"] for item in items]
+        # shorter than the bucket: a scan of the headers (documented; people rarely type 1 char)
+        found: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI4",
+            "FilterExpression": "begins_with(GSI4SK, :p)",
+            "ExpressionAttributeValues": self._ser({":p": prefix}),
+        }
+        while len(found) < limit:
+            response = self.client.scan(**kwargs)
+            found += [self._de(i)["experiment_id"] for i in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:limit]
+
+    def _load(self, experiment_id: str) -> ExperimentRecord | None:
+        """One experiment: its partition, read consistently; nothing without a header."""
+        items = list(
+            self._query(
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeNames={"#pk": "PK"},
+                ExpressionAttributeValues=self._ser({":pk": f"EXP#{experiment_id}"}),
+                ConsistentRead=True,
+            )
+        )
+        header = next((i for i in items if i["SK"] == "HEADER"), None)
+        if header is None:
+            return None
+        wid = header["wid"]
+        mine = sorted((i for i in items if i.get("wid") == wid and i is not header), key=_sk)
+        if len(mine) != header.get("children", len(mine)):
+            raise StoreError(
+                f"experiment {experiment_id} in {self._where} has {len(mine)} of its "
+                f"{header['children']} items"
+            )
+        results, baselines, phases = [], {}, []
+        for item in mine:
+            if item["type"] == "result":
+                results.append(_result(item))
+            elif item["type"] == "baseline":
+                encoder = item.pop("encoder_key")
+                baselines.setdefault(encoder, []).append(BaselineCurve.model_validate(item))
+            elif item["type"] == "phase":
+                phases.append(PhaseRecord.model_validate(item))
+        for encoder in header.get("baseline_encoders", []):
+            baselines.setdefault(encoder, [])
+        fields = {k: header[k] for k in ExperimentRecord.model_fields if k in header}
+        fields["created_at"] = datetime.fromisoformat(header["created_at"])
+        return ExperimentRecord.model_validate(
+            fields | {"results": results, "baselines": baselines, "phases": phases}
+        )
+
+    def source(self, program_sha256: str) -> str | None:
+        with self._errors("cannot read the experiment store"):
+            program = self._get_item(f"PROGRAM#{program_sha256}", "PROGRAM")
+            return program["source"] if program else None
+
+    def list(
+        self, *, campaign_id: str | None = None, limit: int | None = None
+    ) -> list[ExperimentRecord]:
+        """Experiments, oldest first (iteration order within a campaign)."""
+        with self._errors("cannot read the experiment store"):
+            if campaign_id:
+                items = self._query_index("GSI2", f"CAMPAIGN#{campaign_id}", limit=limit)
+            else:
+                items = self._query_index("GSI1", "EXP", limit=limit)
+            records = (self._load(item["experiment_id"]) for item in items)
+            return [r for r in records if r is not None]
+
+
+def _update_expression(
+    values: dict[str, Any], keep_first: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An UpdateItem's SET clause: ``values`` are set, ``keep_first`` only where absent.
+
+    Every name goes through a placeholder, so DynamoDB's reserved words cannot collide.
+    """
+    names: dict[str, str] = {}
+    bound: dict[str, Any] = {}
+    clauses = []
+    for n, (name, value) in enumerate([*values.items(), *(keep_first or {}).items()]):
+        names[f"#a{n}"], bound[f":a{n}"] = name, value
+        if n < len(values):
+            clauses.append(f"#a{n} = :a{n}")
+        else:
+            clauses.append(f"#a{n} = if_not_exists(#a{n}, :a{n})")
+    return {
+        "UpdateExpression": "SET " + ", ".join(clauses),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": bound,
+    }
+
+
+def _sk(item: dict[str, Any]) -> str:
+    return item["SK"]
+
+
+def _result(item: dict[str, Any]) -> RungResult:
+    count = item.pop("per_frame_count", 0)
+    if "per_frame_zlib" in item:
+        frames = json.loads(zlib.decompress(item.pop("per_frame_zlib")))
+    else:
+        columns = item.pop("per_frame", {}) or {}
+        frames = [
+            {name: columns.get(name, [None] * count)[n] for name in columns} for n in range(count)
+        ]
+    return RungResult.model_validate(item | {"per_frame": frames})
+
+
+class _ErrorScope:
+    """Turns AWS failures into :class:`StoreError` with a message safe to print."""
+
+    def __init__(self, store: DynamoStore, doing: str) -> None:
+        self.store, self.doing = store, doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, StoreError):
+            return False
+        if isinstance(exc, ClientError | BotoCoreError | WaiterError):
+            if isinstance(exc, ClientError):
+                error = exc.response.get("Error", {})
+                reason = f"{error.get('Code', 'error')}: {error.get('Message', '')}"
+            else:
+                reason = str(exc)
+            message = f"{self.doing} {self.store._where}: {reason}"
+            raise StoreError(self.store._scrub(message)) from exc
+        return False

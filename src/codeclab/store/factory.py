@@ -1,0 +1,39 @@
+"""Open the experiment store a URL names: SQLite or PostgreSQL (SQLAlchemy), or DynamoDB.
+
+- ``sqlite:///path/codeclab.db`` (the default, in the data directory)
+- ``postgresql+psycopg://user:password@host:5432/codeclab``
+- ``dynamodb://TABLE_PREFIX?region=eu-west-1`` (needs boto3)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codeclab.store.db import ExperimentStore, StoreError
+
+
+def open_experiment_store(url: str, *, outbox_dir: Path | str | None = None) -> Any:
+    """The store for ``url``; every kind has the methods of :class:`ExperimentStore`.
+
+    ``outbox_dir`` is where the SQL store keeps experiments it could not write (by default
+    ``outbox/`` beside a SQLite file, else ``$CODECLAB_HOME/outbox``).
+    """
+    scheme = url.partition(":")[0].lower()
+    if scheme == "dynamodb":
+        try:
+            from codeclab.store.dynamo import DynamoStore
+        except ImportError as exc:
+            raise StoreError(f"the DynamoDB store is not available: {exc}") from exc
+        return DynamoStore.from_url(url)
+    backend = scheme.partition("+")[0]
+    if backend in ("sqlite", "postgresql", "postgres"):
+        # plain postgres:// or postgresql:// (as hosting services print them): use psycopg 3,
+        # the driver codeclab installs, not SQLAlchemy's default psycopg2
+        if scheme in ("postgres", "postgresql"):
+            url = "postgresql+psycopg" + url[len(scheme) :]
+        return ExperimentStore(url, outbox_dir=outbox_dir)
+    raise StoreError(
+        f"unknown experiment store URL scheme {scheme!r}: use sqlite:///PATH, "
+        "postgresql+psycopg://USER:PASSWORD@HOST/DB or dynamodb://TABLE_PREFIX?region=REGION"
+    )

@@ -1,0 +1,266 @@
+"""The DynamoDB experiment store against moto's server, over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import timedelta
+
+import pytest
+
+pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+from codeclab.record import FrameMetrics, PhaseRecord, RungResult  # noqa: E402
+from codeclab.store.db import StoreError  # noqa: E402
+from codeclab.store.dynamo import ENDPOINT_ENV, DynamoStore  # noqa: E402
+from tests.test_store import METRICS, RUNG, make_record  # noqa: E402
+
+SECRET = "SECRETdoNotPrint0123456789"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Dummy credentials, and nothing from this machine's own AWS configuration."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+@pytest.fixture
+def store(moto_endpoint, aws_env):
+    aws_env.setenv(ENDPOINT_ENV, moto_endpoint)
+    return DynamoStore.from_url(f"dynamodb://t{uuid.uuid4().hex[:12]}?region=eu-west-1")
+
+
+def dumped(record):
+    return record.model_dump(exclude={"created_at"})
+
+
+def test_record_round_trips(store):
+    record = make_record()
+    store.save(record, "def encode(f, fps, q): ...")
+    again = DynamoStore.from_url(store.url).get(record.experiment_id)
+    assert again is not None
+    assert dumped(again) == dumped(record)
+    assert again.created_at == record.created_at
+    assert store.source(record.program_sha256) == "def encode(f, fps, q): ..."
+    assert store.source("00" * 32) is None
+    assert store.get("no-such-experiment") is None
+    assert store.region == "eu-west-1" and "eu-west-1" in store.url
+
+
+def test_values_dynamodb_cannot_hold_come_back(store):
+    record = make_record()
+    frames = [FrameMetrics(**(METRICS | {"psnr_y": float("inf"), "vmaf": None}))]
+    record.results[0].per_frame = frames
+    record.reasoning.llm_usage = {"cost": 0.1 + 0.2, "tiny": 1e-120, "nested": [1, 2.5]}
+    store.save(record, "src")
+    again = store.get(record.experiment_id)
+    assert again.results[0].per_frame[0].psnr_y == float("inf")
+    assert again.reasoning.llm_usage == {"cost": 0.1 + 0.2, "tiny": 1e-120, "nested": [1, 2.5]}
+    assert dumped(again) == dumped(record)
+
+
+def test_lookup_by_prefix_and_listing_order(store):
+    first, second = make_record("aaaa1111-x"), make_record("aaaa2222-y")
+    second.created_at = first.created_at + timedelta(seconds=1)
+    third = make_record("b0000000-z")
+    third.created_at = first.created_at + timedelta(seconds=2)
+    for record in (second, third, first):
+        store.save(record, "src")
+    assert store.get("aaaa2").experiment_id == second.experiment_id
+    assert store.get("aaaa") is None  # ambiguous prefix
+    assert store.get("a") is None  # ambiguous, shorter than the indexed bucket
+    assert store.get("b").experiment_id == third.experiment_id  # scanned, unique
+    assert store.get("c0") is None
+    assert [r.experiment_id for r in store.list()] == ["aaaa1111-x", "aaaa2222-y", "b0000000-z"]
+    assert [r.experiment_id for r in store.list(limit=2)] == ["aaaa1111-x", "aaaa2222-y"]
+    newest = store._query_index("GSI1", "EXP", newest_first=True, limit=1)
+    assert [item["experiment_id"] for item in newest] == ["b0000000-z"]
+    failed = make_record("f0000000-f")
+    failed.status = "failed"
+    store.save(failed, "src")
+    by_status = store._query_index("GSI3", "STATUS#failed")
+    assert [item["experiment_id"] for item in by_status] == ["f0000000-f"]
+
+
+def test_campaign_listing_is_by_iteration(store):
+    store.add_campaign("camp-1", "evolve", 7, 3, {"qualities": [20, 80]})
+    records = []
+    for n, iteration in enumerate((2, 0, 1)):
+        record = make_record(f"c{n}")
+        record.campaign_id, record.iteration = "camp-1", iteration
+        records.append(record)
+        store.save(record, "src")
+    store.save(make_record("elsewhere"), "src")
+    assert [r.iteration for r in store.list(campaign_id="camp-1")] == [0, 1, 2]
+    assert len(store.list()) == 4
+
+
+def test_an_iteration_is_written_once(store):
+    store.add_campaign("camp-1", "evolve", 7, 3, {})
+    first, other = make_record("one"), make_record("two")
+    for record in (first, other):
+        record.campaign_id, record.iteration = "camp-1", 1
+    store.save(first, "src")
+    with pytest.raises(StoreError, match="already has iteration 1"):
+        store.save(other, "src")
+    store.save(first, "src")  # the same experiment again is fine
+    assert [r.experiment_id for r in store.list(campaign_id="camp-1")] == ["one"]
+    assert store.get("two") is None
+
+
+def test_saving_twice_keeps_one_experiment(store):
+    store.save(make_record(), "src")
+    store.save(make_record(), "src")
+    changed = make_record()
+    changed.status = "failed"
+    store.save(changed, "other source")  # a second save never overwrites the first
+    assert len(store.list()) == 1
+    assert store.get(changed.experiment_id).status == "ok"
+    assert store.source(changed.program_sha256) == "src"
+
+
+def test_races_lost_at_the_final_write_are_handled(store, monkeypatch):
+    """Another writer commits between our checks and our transaction."""
+    store.add_campaign("camp-1", "evolve", 7, 3, {})
+    first, rival = make_record("one"), make_record("two")
+    for record in (first, rival):
+        record.campaign_id, record.iteration = "camp-1", 1
+    store.save(first, "src")
+    real = store._get_item
+    blind = {"calls": 0}
+
+    def misses_the_first_checks(pk, sk):
+        blind["calls"] += 1
+        return None if blind["calls"] <= 2 else real(pk, sk)
+
+    monkeypatch.setattr(store, "_get_item", misses_the_first_checks)
+    store.save(first, "src")  # the header's condition fails: it was saved, nothing to do
+    blind["calls"] = 0
+    with pytest.raises(StoreError, match="already has iteration 1"):
+        store.save(rival, "src")
+    monkeypatch.setattr(store, "_get_item", real)
+    assert [r.experiment_id for r in store.list()] == ["one"]
+    assert dumped(store.get("one")) == dumped(first)
+
+
+def test_programs_keep_lineage(store):
+    child = make_record("child")
+    store.save(child, "child source")
+    program = store._get_item(f"PROGRAM#{child.program_sha256}", "PROGRAM")
+    assert program["parent_sha256"] == child.parent_sha256
+    children = store._query_index("GSI2", f"PARENT#{child.parent_sha256}")
+    assert [item["sha256"] for item in children] == [child.program_sha256]
+
+
+def test_latest_campaign(store):
+    assert store.latest_campaign() is None
+    store.add_campaign("first", "evolve", 1, 5, {"iterations": 5, "ratio": 0.5})
+    store.add_campaign("second", "llm", 2, 9, {"iterations": 9, "qualities": [20, 80]})
+    store.add_campaign("first", "evolve", 1, 6, {"iterations": 6})  # updated, not restarted
+    latest = store.latest_campaign()
+    assert (latest.id, latest.designer, latest.seed, latest.iterations) == ("second", "llm", 2, 9)
+    assert latest.settings == {"iterations": 9, "qualities": [20, 80]}
+
+
+def many_results_record():
+    record = make_record("big-experiment")
+    record.results = [
+        RungResult(
+            **RUNG,
+            quality=q,
+            clip_sha256=f"{n:064x}",
+            bitstream_sha256="1" * 64,
+            decoded_sha256="2" * 64,
+            per_frame=[FrameMetrics(**METRICS)] * 4,
+        )
+        for n in range(51)  # 102 results, a baseline curve and 7 phases: over 100 items
+        for q in (20, 80)
+    ]
+    record.phases = [PhaseRecord(name=f"p{n}", status="ok", seconds=n / 10) for n in range(7)]
+    return record
+
+
+def test_a_large_experiment_appears_all_at_once(store, monkeypatch):
+    record = many_results_record()
+    seen = []
+    real = store._transact
+
+    def watching(items):
+        seen.append((len(items), store.get(record.experiment_id), store.list()))
+        real(items)
+
+    monkeypatch.setattr(store, "_transact", watching)
+    store.save(record, "src")
+    assert len(seen) >= 3 and all(n <= 100 for n, _, _ in seen)
+    assert all(got is None and listed == [] for _, got, listed in seen)  # nothing half-written
+    again = store.get(record.experiment_id)
+    assert dumped(again) == dumped(record)
+    assert [r.experiment_id for r in store.list()] == [record.experiment_id]
+
+
+def test_a_large_write_killed_before_its_header_leaves_nothing_visible(store, monkeypatch):
+    record = many_results_record()
+    real = store._transact
+
+    def dies_at_the_header(items):
+        if any("HEADER" in str(item) for item in items):
+            raise KeyboardInterrupt  # the campaign is killed
+        real(items)
+
+    monkeypatch.setattr(store, "_transact", dies_at_the_header)
+    with pytest.raises(KeyboardInterrupt):
+        store.save(record, "src")
+    assert store.get(record.experiment_id) is None and store.list() == []
+    monkeypatch.setattr(store, "_transact", real)
+    store.save(record, "src")  # the resumed campaign writes it again
+    assert dumped(store.get(record.experiment_id)) == dumped(record)
+
+
+def test_long_per_frame_data_is_packed(store):
+    record = make_record()
+    record.results[0].per_frame = [
+        FrameMetrics(**(METRICS | {"psnr_y": 30 + n / 7})) for n in range(5000)
+    ]
+    store.save(record, "src")
+    assert dumped(store.get(record.experiment_id)) == dumped(record)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_is_down_is_a_clear_error(aws_env):
+    aws_env.setenv(ENDPOINT_ENV, f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StoreError, match="cannot open the experiment store") as caught:
+        DynamoStore.from_url("dynamodb://lab?region=eu-west-1")
+    message = str(caught.value)
+    assert "lab-codeclab" in message and "127.0.0.1" in message
+    assert SECRET not in message and "testing" not in message
+
+
+def test_urls_are_checked(aws_env):
+    aws_env.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(StoreError, match="no AWS region"):
+        DynamoStore.from_url("dynamodb://lab")
+    with pytest.raises(StoreError, match="not a DynamoDB store URL"):
+        DynamoStore.from_url("sqlite:///x.db")
