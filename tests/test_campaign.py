@@ -91,3 +91,53 @@ def test_parallel_workers_keep_the_store_consistent(home, small_clip_path, tmp_p
     assert [e["iteration"] for e in summary["experiments"]] == [1, 2, 3, 4]
     assert len({e["program_sha256"] for e in summary["experiments"]}) == 4
     assert iterations_in(home / "codeclab.db") == [1, 2, 3, 4]
+
+
+def experiments_in(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        try:
+            return connection.execute("select count(*) from experiments").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_forever_runs_a_campaign_per_interval_until_interrupted(home, small_clip_path, tmp_path):
+    lab = subprocess.Popen(
+        [
+            *CODECLAB,
+            "run",
+            "--forever",
+            "--interval",
+            "0.2s",
+            "--iterations",
+            "1",
+            "--clip",
+            str(small_clip_path),
+            "--qualities",
+            "50",
+            "--baselines",
+            "none",
+            "--json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while experiments_in(home / "codeclab.db") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lab.send_signal(signal.SIGINT)
+    stdout, stderr = lab.communicate(timeout=60)
+    assert lab.returncode == 0, stderr
+    assert "stopped" in stderr
+    summaries = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert len(summaries) >= 2
+    assert len({s["campaign_id"] for s in summaries}) == len(summaries)
+
+
+def test_interval_must_be_a_duration(home, tmp_path):
+    bad = cli("run", "--forever", "--interval", "soon", cwd=tmp_path)
+    assert bad.returncode == 2 and "--interval" in bad.stderr

@@ -29,8 +29,9 @@ from codeclab.evaluate import rd
 from codeclab.media import Clip
 from codeclab.record import ExperimentRecord, PhaseRecord, Reasoning
 from codeclab.runner import Job, evaluate, validation_error
-from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.artifacts import ArtifactStore, open_artifact_store
 from codeclab.store.db import ExperimentStore
+from codeclab.store.factory import open_experiment_store
 
 
 class CampaignError(RuntimeError):
@@ -233,7 +234,7 @@ def _job(
     settings: Settings,
     clips: list[Clip],
     store: ExperimentStore,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     on_step: Callable[[str], None],
 ) -> Job:
     return Job(
@@ -263,7 +264,8 @@ def _evaluate_in_worker(
     clips: list[Clip],
 ) -> ExperimentRecord:
     """One experiment in a pool process, with its own connections to the stores."""
-    store, artifacts = ExperimentStore(settings.db_url), LocalArtifactStore(settings.artifacts_dir)
+    store = open_experiment_store(settings.db_url, outbox_dir=settings.outbox_dir)
+    artifacts = open_artifact_store(settings)
     job = _job(
         designer_name,
         proposal,
@@ -283,7 +285,7 @@ def run_campaign(
     settings: Settings,
     clips: list[Clip],
     store: ExperimentStore,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     *,
     resume_id: str | None = None,
     callbacks: Callbacks | None = None,
@@ -381,6 +383,7 @@ def run_campaign(
         close = getattr(designer, "close", None)
         if close:
             close()
+        getattr(store, "flush_outbox", lambda: 0)()  # what an outage kept, written now
     result.experiments.sort(key=lambda r: r.iteration or 0)
     return result
 

@@ -23,8 +23,15 @@ from rich.table import Table
 from codeclab.config import Settings, load_settings
 from codeclab.media import Clip, MediaError, load_clip, write_y4m
 from codeclab.record import ExperimentRecord
-from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    LocalArtifactStore,
+    linked_record,
+    open_artifact_store,
+)
 from codeclab.store.db import ExperimentStore, StoreError
+from codeclab.store.factory import open_experiment_store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 out = Console()
@@ -55,7 +62,7 @@ def user_errors():
     """Turn known bad-input errors into a one-line message and exit code 2."""
     try:
         yield
-    except (MediaError, StoreError, ValueError, OSError) as exc:
+    except (MediaError, StoreError, ArtifactError, ValueError, OSError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
@@ -68,9 +75,14 @@ def settings_from(**overrides: Any) -> Settings:
         raise fail(f"bad configuration: {where}: {first['msg']}") from None
 
 
-def open_stores(settings: Settings) -> tuple[ExperimentStore, LocalArtifactStore]:
+def open_stores(settings: Settings) -> tuple[ExperimentStore, ArtifactStore]:
+    """The experiment store and the artifact store (local, or S3 by ``artifacts_url``)."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    return ExperimentStore(settings.db_url), LocalArtifactStore(settings.artifacts_dir)
+    try:
+        artifacts = open_artifact_store(settings)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from None
+    return open_experiment_store(settings.db_url, outbox_dir=settings.outbox_dir), artifacts
 
 
 def load_clips(settings: Settings) -> list[Clip]:
@@ -237,6 +249,10 @@ def run(
     qualities: QualitiesOpt = None,
     baselines: BaselinesOpt = None,
     test_set: TestSetOpt = None,
+    forever: Annotated[
+        bool, typer.Option(help="an unattended lab: a campaign every --interval")
+    ] = False,
+    interval: Annotated[str, typer.Option(help="pause between campaigns, e.g. 30m, 6h")] = "6h",
     as_json: JsonOpt = False,
 ) -> None:
     """Run a campaign: the designer proposes programs, the lab measures each one."""
@@ -261,59 +277,88 @@ def run(
         baselines=parse_baselines(baselines),
     )
     no_clips_with_test_set(clip, settings)
-    started = time.perf_counter()
+    pause = parse_duration(interval) if forever else 0.0
     try:
         with directory_lock(settings.home), user_errors():
             store, artifacts = open_stores(settings)
-            resume_id = None
             if resume:
                 campaign = store.latest_campaign()
                 if campaign is None:
                     raise CampaignError(f"no campaign to resume in {settings.home}")
-                resume_id = campaign.id
-                settings = Settings(**(campaign.settings | {"home": settings.home}))
-                err.print(f"resuming campaign {resume_id} ({settings.iterations} iterations)")
-            clips = load_test_clips(settings)
-            result = _run_with_progress(settings, clips, store, artifacts, resume_id)
+                resumed = Settings(**(campaign.settings | {"home": settings.home}))
+                err.print(f"resuming campaign {campaign.id} ({resumed.iterations} iterations)")
+                report(resumed, store, artifacts, campaign.id, as_json)
+            while not resume:
+                report(settings, store, artifacts, None, as_json)
+                if not forever:
+                    break
+                err.print(f"next campaign in {interval} (Ctrl-C stops the lab)")
+                time.sleep(pause)
     except CampaignError as exc:
         raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print("stopped: the lab is idle; finished experiments are kept (--resume continues)")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``10m``, ``6h`` or ``1d`` in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise fail(f"--interval must look like 30s, 10m or 6h, got {text!r}") from None
+    if seconds < 0:
+        raise fail("--interval cannot be negative")
+    return seconds
+
+
+def report(
+    settings: Settings,
+    store: ExperimentStore,
+    artifacts: LocalArtifactStore,
+    resume_id: str | None,
+    as_json: bool,
+) -> None:
+    """Run one campaign (or the rest of one) and print its summary."""
+    started = time.perf_counter()
+    clips = load_test_clips(settings)
+    result = _run_with_progress(settings, clips, store, artifacts, resume_id)
     wall = time.perf_counter() - started
     best = result.best
     if result.stopped:
         err.print(f"[yellow]campaign stopped early:[/yellow] {result.stopped}", highlight=False)
     if as_json:
+        fields = {
+            "experiment_id",
+            "iteration",
+            "status",
+            "phase",
+            "error",
+            "program_name",
+            "program_sha256",
+            "results",
+            "bd_rate",
+            "bd_rate_train",
+            "bd_rate_holdout",
+            "test_set",
+            "holdout_is_train",
+            "target",
+        }
         print(
             json.dumps(
                 {
                     "campaign_id": result.campaign_id,
                     "experiments": [
-                        r.model_dump(
-                            mode="json",
-                            include={
-                                "experiment_id",
-                                "iteration",
-                                "status",
-                                "phase",
-                                "error",
-                                "program_name",
-                                "program_sha256",
-                                "results",
-                                "bd_rate",
-                                "bd_rate_train",
-                                "bd_rate_holdout",
-                                "test_set",
-                                "holdout_is_train",
-                                "target",
-                            },
-                        )
-                        for r in result.experiments
+                        r.model_dump(mode="json", include=fields) for r in result.experiments
                     ],
                     "best": best.experiment_id if best else None,
                     "stopped": result.stopped,
                     "families": [dataclasses.asdict(f) for f in result.families()],
                     "wall_s": round(wall, 2),
                 }
-            )
+            ),
+            flush=True,
         )
         return
     out.print(summary_table(result.experiments, f"campaign {result.campaign_id}"))
@@ -374,7 +419,7 @@ def evaluate_command(
                 on_step=lambda message: status.update(message),
             )
         )
-    show_record(record, as_json)
+    show_record(record, as_json, artifacts)
 
 
 def print_families(families: list) -> None:
@@ -391,9 +436,12 @@ def print_families(families: list) -> None:
     out.print(table)
 
 
-def show_record(record: ExperimentRecord, as_json: bool) -> None:
+def show_record(
+    record: ExperimentRecord, as_json: bool, artifacts: ArtifactStore | None = None
+) -> None:
     if as_json:
-        print(record.model_dump_json())
+        shown = linked_record(record, artifacts) if artifacts is not None else record
+        print(shown.model_dump_json())
         return
     out.print(summary_table([record], f"experiment {record.experiment_id}"))
     if record.error:
@@ -475,11 +523,82 @@ def show(
     """Show one experiment's full record."""
     settings = settings_from()
     with user_errors():
-        store, _ = open_stores(settings)
+        store, artifacts = open_stores(settings)
         record = store.get(experiment_id)
     if record is None:
         raise fail(f"no experiment {experiment_id!r} (or the prefix is not unique)")
-    show_record(record, as_json)
+    with user_errors():
+        show_record(record, as_json, artifacts)
+
+
+ARTIFACT_KINDS = ("reconstructed", "decoder", "package", "program")
+
+
+def artifact_key(record: ExperimentRecord, artifact: str) -> str:
+    """The store key of ARTIFACT: a kind of ``ARTIFACT_KINDS`` or a bitstream's name."""
+    rid = record.experiment_id
+    keys = {
+        "reconstructed": f"reconstructed/{rid}.mp4",
+        "decoder": f"decoders/{rid}_decoder.py",
+        "package": f"packages/{rid}.zip",
+        "program": f"programs/{record.program_sha256}.py",
+    }
+    if artifact in keys:
+        if artifact != "program" and not getattr(record.artifacts, artifact):
+            raise fail(f"experiment {rid[:8]} has no {artifact} (it was not published)")
+        return keys[artifact]
+    names = [f"{r.clip}_q{r.quality}" for r in record.results]
+    name = artifact.removesuffix(".bin")
+    if name not in names:
+        choices = ", ".join([*ARTIFACT_KINDS, *names])
+        raise fail(f"unknown artifact {artifact!r}; choose from {choices}")
+    return f"bitstreams/{rid}/{name}.bin"
+
+
+def find_record(experiment_id: str) -> tuple[ExperimentRecord, ArtifactStore]:
+    settings = settings_from()
+    with user_errors():
+        store, artifacts = open_stores(settings)
+        record = store.get(experiment_id)
+    if record is None:
+        raise fail(f"no experiment {experiment_id!r} (or the prefix is not unique)")
+    return record, artifacts
+
+
+@app.command()
+def url(
+    experiment_id: Annotated[str, typer.Argument(help="an experiment id or a unique prefix")],
+    artifact: Annotated[
+        str,
+        typer.Argument(help="reconstructed, decoder, package, program or a bitstream's name"),
+    ],
+    ttl: Annotated[
+        str | None, typer.Option(help="lifetime: seconds or e.g. 12h, 7d; default link_ttl")
+    ] = None,
+) -> None:
+    """Print a fresh expiring link to an artifact (S3: presigned; local: HMAC-signed)."""
+    from codeclab.store.links import parse_ttl
+
+    record, artifacts = find_record(experiment_id)
+    key = artifact_key(record, artifact)
+    with user_errors():
+        seconds = parse_ttl(ttl) if ttl is not None else None
+        if not artifacts.exists(key):
+            raise ArtifactError(f"artifact {key} is missing from the store")
+        print(artifacts.link(key, seconds))
+
+
+@app.command("transcode")
+def transcode_command(
+    experiment_id: Annotated[str, typer.Argument(help="an experiment id or a unique prefix")],
+    fmt: Annotated[str, typer.Option("--format", help="webm (VP9), mp4 (H.264) or y4m")] = "webm",
+) -> None:
+    """Transcode the reconstructed video (cached in the store) and print its location."""
+    from codeclab.store.transcode import transcode
+
+    record, artifacts = find_record(experiment_id)
+    with user_errors(), err.status(f"transcoding to {fmt}"):
+        print(transcode(record, artifacts, fmt))
 
 
 @app.command()

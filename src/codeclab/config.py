@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,6 +105,19 @@ class Settings(BaseSettings):
         None, description="the named test set to run on; default: clips, split by position"
     )
     vmaf: bool = Field(True, description="compute VMAF when an FFmpeg with libvmaf exists")
+    artifacts_url: str | None = Field(
+        None, description="s3://bucket/prefix for an S3-compatible store; default: home/artifacts"
+    )
+    s3_endpoint_url: str | None = Field(None, description="MinIO, R2, ...: the S3 endpoint")
+    link_ttl: int = Field(7 * 24 * 3600, description="artifact link lifetime: seconds or '7d'")
+    link_secret: SecretStr | None = Field(
+        None, description="HMAC key of local links; default: one generated in home/link-secret"
+    )
+    publish: Literal["all", "improved", "target"] = Field(
+        "all",
+        description="publish every verified experiment, those that beat the campaign's best "
+        "BD-rate, or those that achieve the target",
+    )
 
     @field_validator("qualities")
     @classmethod
@@ -108,6 +128,20 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"qualities must be in 1..100, got {bad}")
         return sorted(set(value))
+
+    @field_validator("link_ttl", mode="before")
+    @classmethod
+    def _ttl_seconds(cls, value: Any) -> int:
+        from codeclab.store.links import parse_ttl
+
+        return parse_ttl(value)
+
+    @field_validator("artifacts_url")
+    @classmethod
+    def _artifacts_url_is_s3(cls, value: str | None) -> str | None:
+        if value and not (value.startswith("s3://") and len(value) > 5):
+            raise ValueError("artifacts_url must look like s3://bucket/prefix")
+        return value or None
 
     @model_validator(mode="after")
     def _test_set_exists(self) -> Settings:
@@ -125,6 +159,11 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Experiments kept while the experiment store is unreachable, written when it is back."""
+        return self.home / "outbox"
 
     @property
     def cache_dir(self) -> Path:

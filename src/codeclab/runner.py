@@ -44,7 +44,7 @@ from codeclab.record import (
     Target,
 )
 from codeclab.sandbox import bwrap, isolate, policy
-from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.artifacts import ArtifactStore
 from codeclab.store.db import ExperimentStore
 from codeclab.store.publish import decoder_file
 
@@ -68,7 +68,7 @@ class Job:
     clips: list[Clip]
     settings: Settings
     store: ExperimentStore
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     designer: str = "manual"
     parent_sha256: str | None = None
     reasoning: Reasoning = field(default_factory=Reasoning)
@@ -370,18 +370,90 @@ class Experiment:
         return plan
 
     def publish(self) -> None:
+        """Publish by the policy (the decision and its reason are the ``publish-policy`` phase
+        note: status ok or skipped, the reason in its ``error`` field): the decoder, checked
+        alone against the lab's decodes, the reconstructed video and the download package."""
+        from codeclab.store.artifacts import ArtifactError
+        from codeclab.store.package import build_package
+        from codeclab.store.publish import by_program_key, publish_decision, requirements
+
+        published, reason = publish_decision(
+            self.job.settings.publish, self.record, self._earlier_experiments()
+        )
+        self.record.phases.append(
+            PhaseRecord(
+                name="publish-policy",
+                status="ok" if published else "skipped",
+                seconds=0.0,
+                error=reason,
+            )
+        )
+        if not published:
+            return
         clip = self.job.clips[0]
         quality = max(self.job.settings.qualities)
         store, rid = self.job.artifacts, self.record.experiment_id
-        with tempfile.TemporaryDirectory() as tmp:
-            mp4 = write_mp4(
-                Path(tmp) / "reconstructed.mp4", self.decoded[(clip.sha256, quality)], clip.fps
+        try:
+            bitstreams = {
+                f"{r.clip}_q{r.quality}.bin": store.get_bytes(
+                    f"bitstreams/{rid}/{r.clip}_q{r.quality}.bin"
+                )
+                for r in self.record.results
+            }
+            decoder = decoder_file(self.job.source, self.record)
+            self._check_published_decoder(decoder, bitstreams)
+            with tempfile.TemporaryDirectory() as tmp:
+                mp4 = write_mp4(
+                    Path(tmp) / "reconstructed.mp4", self.decoded[(clip.sha256, quality)], clip.fps
+                )
+                self.record.artifacts.reconstructed = store.put_file(
+                    f"reconstructed/{rid}.mp4", mp4
+                )
+            self.record.artifacts.decoder = store.put_bytes(
+                f"decoders/{rid}_decoder.py", decoder.encode()
             )
-            self.record.artifacts.reconstructed = store.put_file(f"reconstructed/{rid}.mp4", mp4)
-        decoder = decoder_file(self.job.source, self.record)
-        self.record.artifacts.decoder = store.put_bytes(
-            f"decoders/{rid}_decoder.py", decoder.encode()
-        )
+            store.put_bytes(by_program_key(self.record.program_sha256), decoder.encode())
+            package = build_package(
+                self.record, decoder, bitstreams, ", ".join(requirements(self.job.source))
+            )
+            self.record.artifacts.package = store.put_bytes(f"packages/{rid}.zip", package)
+        except ArtifactError as exc:
+            raise PhaseFailed("failed", f"artifact store: {exc}") from exc
+
+    def _earlier_experiments(self) -> list[ExperimentRecord]:
+        """The campaign's experiments so far (the whole store's without a campaign), for the
+        'improved' policy; the others need none."""
+        if self.job.settings.publish != "improved":
+            return []
+        if self.record.campaign_id:
+            earlier = self.job.store.list(campaign_id=self.record.campaign_id)
+        else:
+            earlier = self.job.store.list()
+        return [r for r in earlier if r.experiment_id != self.record.experiment_id]
+
+    def _check_published_decoder(self, decoder: str, bitstreams: dict[str, bytes]) -> None:
+        """Each bitstream, decoded by the decoder file alone in a clean interpreter, must give
+        the pictures the lab decoded (``decoded_sha256``), bit for bit."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from codeclab.store.publish import DecoderMismatch, check_decoder
+
+        clips = {clip.sha256: clip for clip in self.job.clips}
+
+        def check(result: RungResult) -> str | None:
+            data = bitstreams[f"{result.clip}_q{result.quality}.bin"]
+            try:
+                limits = self.limits(clips[result.clip_sha256])
+                check_decoder(decoder, data, result.decoded_sha256, limits)
+            except DecoderMismatch as exc:
+                return f"{result.clip} quality {result.quality}: {exc}"
+            return None
+
+        self.job.on_step("publish: checking the published decoder in the sandbox")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            problems = [p for p in pool.map(check, self.record.results) if p]
+        if problems:
+            raise PhaseFailed("failed", f"published decoder does not reproduce: {problems[0]}")
 
 
 def _strong_isolation_missing(given: isolate.Launcher | None) -> str:

@@ -220,17 +220,22 @@ def run_encode(
 
 
 def run_decode(
-    program_source: str, bitstream: bytes, limits: Limits, launcher: Launcher = WEAK
+    program_source: str,
+    bitstream: bytes,
+    limits: Limits,
+    launcher: Launcher = WEAK,
+    style: Style | None = None,
 ) -> DecodeResult:
     """Decode ``bitstream`` in a fresh sandboxed process that sees nothing of the source.
 
     The frames are returned as decoded; comparing their count and shapes with the source is
-    the caller's job (:func:`codeclab.frames.check_frames`).
+    the caller's job (:func:`codeclab.frames.check_frames`). ``style`` skips the contract's
+    detection, for a published decoder file, which decodes but does not encode.
     """
     # Only the program's style and the limits travel: nothing about the source. (The limits
     # scale with pixels x frames, so a program that escapes the policy could read that
     # product back from getrlimit; never the width, height or count.)
-    job = {"style": _style(program_source), "limits": limits.rlimits()}
+    job = {"style": style or _style(program_source), "limits": limits.rlimits()}
     with _workdir(program_source, job) as workdir:
         (workdir / child.BITSTREAM).write_bytes(bitstream)
         outcome = _run_child("decode", workdir, limits, launcher)

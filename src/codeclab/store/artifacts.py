@@ -1,9 +1,12 @@
-"""Local artifact store: files under one directory, at the seed's keys.
+"""Artifact stores: a local directory (default) or an S3-compatible bucket, at the seed's keys.
 
 Keys (DESIGN.md section 6): ``reconstructed/{id}.mp4``, ``decoders/{id}_decoder.py``,
-``bitstreams/{id}/{clip}_q{quality}.bin``, ``programs/{sha256}.py``, ``packages/{id}.zip``.
-Writes go to a temporary name and are renamed into place, so a killed campaign never
-leaves a half-written artifact behind a valid key.
+``decoders/by-program/{sha256}.py``, ``bitstreams/{id}/{clip}_q{quality}.bin``,
+``programs/{sha256}.py``, ``packages/{id}.zip``, ``transcodes/{id}.{fmt}``.
+Both stores offer ``put_bytes``, ``put_file``, ``get_bytes``, ``exists``, ``location(key)``
+(what a record stores: a local path or ``s3://bucket/prefix/key``), ``key_of(location)`` and
+``link(key, ttl)`` (an expiring link). Local writes go to a temporary name and are renamed
+into place, so a killed campaign never leaves a half-written artifact behind a valid key.
 """
 
 from __future__ import annotations
@@ -11,15 +14,36 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from codeclab.store import links
+
+if TYPE_CHECKING:
+    from codeclab.config import Settings
+    from codeclab.record import ExperimentRecord
 
 
 class ArtifactError(RuntimeError):
-    """The artifact store cannot be written, or a key would escape it."""
+    """The artifact store cannot be reached or written, or a key would escape it."""
+
+
+class ArtifactStore(Protocol):
+    def put_bytes(self, key: str, data: bytes) -> str: ...
+    def put_file(self, key: str, source: Path) -> str: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def location(self, key: str) -> str: ...
+    def key_of(self, location: str) -> str: ...
+    def link(self, key: str, ttl: int | None = None) -> str: ...
 
 
 class LocalArtifactStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, secret: bytes | None = None, link_ttl: int = links.DEFAULT_TTL
+    ) -> None:
         self.root = Path(root).resolve()
+        self._secret = secret
+        self.link_ttl = link_ttl
 
     def path(self, key: str) -> Path:
         """The file behind ``key``; refuses keys that would leave the store's directory."""
@@ -27,6 +51,15 @@ class LocalArtifactStore:
         if not target.is_relative_to(self.root) or target == self.root:
             raise ArtifactError(f"artifact key {key!r} escapes the store")
         return target
+
+    def location(self, key: str) -> str:
+        return str(self.path(key))
+
+    def key_of(self, location: str) -> str:
+        path = Path(location).resolve()
+        if not path.is_relative_to(self.root):
+            raise ArtifactError(f"{location} is not in the artifact store {self.root}")
+        return path.relative_to(self.root).as_posix()
 
     def put_bytes(self, key: str, data: bytes) -> str:
         target = self.path(key)
@@ -44,7 +77,59 @@ class LocalArtifactStore:
         return self.put_bytes(key, Path(source).read_bytes())
 
     def get_bytes(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"no artifact {key} in {self.root}") from None
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def link(self, key: str, ttl: int | None = None) -> str:
+        """``/artifacts/{key}?expires=...&sig=...``: an HMAC-signed link the dashboard checks."""
+        self.path(key)
+        if self._secret is None:
+            self._secret = links.load_secret(self.root.parent)
+        return links.local_url(key, ttl or self.link_ttl, self._secret)
+
+
+def open_artifact_store(settings: Settings) -> ArtifactStore:
+    """The store ``settings`` name: S3 with ``artifacts_url = s3://...``, else the home's dir."""
+    secret = settings.link_secret.get_secret_value() if settings.link_secret else None
+    if settings.artifacts_url:
+        from codeclab.store.s3 import S3ArtifactStore
+
+        return S3ArtifactStore(
+            settings.artifacts_url,
+            endpoint_url=settings.s3_endpoint_url,
+            link_ttl=settings.link_ttl,
+        )
+    return LocalArtifactStore(
+        settings.artifacts_dir,
+        secret=links.load_secret(settings.home, secret) if secret else None,
+        link_ttl=settings.link_ttl,
+    )
+
+
+def linked_record(record: ExperimentRecord, store: ArtifactStore) -> ExperimentRecord:
+    """``record`` as ``--json`` shows it: S3 locations become presigned URLs; local paths stay."""
+    if not hasattr(store, "presign_location"):
+        return record
+
+    def resolve(location: str | None) -> str | None:
+        return store.presign_location(location) if location else location
+
+    artifacts = record.artifacts
+    return record.model_copy(
+        update={
+            "artifacts": artifacts.model_copy(
+                update={
+                    "reconstructed": resolve(artifacts.reconstructed),
+                    "decoder": resolve(artifacts.decoder),
+                    "program": resolve(artifacts.program),
+                    "package": resolve(artifacts.package),
+                    "bitstreams": [resolve(b) for b in artifacts.bitstreams],
+                }
+            )
+        }
+    )

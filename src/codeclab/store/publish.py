@@ -16,7 +16,12 @@ import sys
 from importlib import resources
 
 from codeclab.contract import detect_style
+from codeclab.frames import Frame
+from codeclab.media import frames_sha256
 from codeclab.record import ExperimentRecord
+from codeclab.sandbox import isolate
+from codeclab.sandbox.bwrap import best_launcher
+from codeclab.sandbox.isolate import Limits
 
 HEADER = """#!/usr/bin/env python3
 # Standalone decoder published by codeclab.
@@ -101,3 +106,107 @@ def program_from_decoder(text: str) -> str:
             f"{constants['PROGRAM_SHA256'][:12]}…: the file was altered"
         )
     return program
+
+
+# ---- running the published decoder -------------------------------------------------------------
+
+
+class DecoderMismatch(RuntimeError):
+    """The published decoder failed, or did not reproduce the lab's decode."""
+
+
+def decode_published(decoder_text: str, bitstream: bytes, limits: Limits) -> list[Frame]:
+    """Decode with the decoder file itself (its ``decode``, which checks the program's hash),
+    in the sandbox: the program inside is still untrusted code, whoever published it."""
+    try:
+        return isolate.run_decode(decoder_text, bitstream, limits, best_launcher(), "native").frames
+    except isolate.SandboxError as exc:
+        raise DecoderMismatch(f"the published decoder failed: {exc}") from None
+
+
+def check_decoder(decoder_text: str, bitstream: bytes, decoded_sha256: str, limits: Limits) -> None:
+    """Raise :class:`DecoderMismatch` unless the decoder file reproduces ``decoded_sha256``."""
+    digest = frames_sha256(decode_published(decoder_text, bitstream, limits))
+    if digest != decoded_sha256:
+        raise DecoderMismatch(
+            f"the published decoder's pictures (sha256 {digest[:12]}…) differ from the lab's "
+            f"decode (sha256 {decoded_sha256[:12]}…)"
+        )
+
+
+# ---- publish policy ---------------------------------------------------------------------------
+
+
+def publish_decision(
+    policy: str, record: ExperimentRecord, previous: list[ExperimentRecord]
+) -> tuple[bool, str]:
+    """Whether a verified experiment is published under ``policy``, and why (or why not).
+
+    ``previous``: the campaign's earlier experiments; "improved" compares leaderboard
+    BD-rates (holdout, PSNR-Y; lower is better).
+    """
+    from codeclab.campaign import leaderboard
+
+    if policy == "all":
+        return True, "publish policy 'all': every verified experiment is published"
+    if policy == "target":
+        target = record.target
+        if target is None:
+            return False, "publish policy 'target': no target check (no x265 baseline)"
+        if target.achieved:
+            return (
+                True,
+                f"publish policy 'target': the {target.target_kbps:g} kbps target is achieved",
+            )
+        return (
+            False,
+            f"publish policy 'target': the {target.target_kbps:g} kbps target is not achieved",
+        )
+    mine = leaderboard(record)
+    if mine is None:
+        return False, "publish policy 'improved': this experiment has no BD-rate to compare"
+    scored = [value for r in previous if (value := leaderboard(r)) is not None]
+    if not scored:
+        return True, f"publish policy 'improved': first scored experiment (BD-rate {mine:+.2f}%)"
+    best = min(scored)
+    if mine < best:
+        return (
+            True,
+            f"publish policy 'improved': BD-rate {mine:+.2f}% beats the previous best {best:+.2f}%",
+        )
+    return (
+        False,
+        f"publish policy 'improved': BD-rate {mine:+.2f}% does not beat the previous best "
+        f"{best:+.2f}%",
+    )
+
+
+# ---- decoder history ----------------------------------------------------------------------------
+
+
+def by_program_key(program_sha256: str) -> str:
+    return f"decoders/by-program/{program_sha256}.py"
+
+
+def decoder_history(records: list[ExperimentRecord], program_sha256: str) -> list[dict]:
+    """The program's lineage, newest first: each ancestor's sha256, the experiments that
+    published a decoder for it, and its decoder's key (``decoders/by-program/{sha256}.py``)."""
+    by_program: dict[str, list[ExperimentRecord]] = {}
+    for record in records:
+        by_program.setdefault(record.program_sha256, []).append(record)
+    history, seen, current = [], set(), program_sha256
+    while current and current not in seen:
+        seen.add(current)
+        mine = by_program.get(current, [])
+        published = [r.experiment_id for r in mine if r.artifacts.decoder]
+        parent = next((r.parent_sha256 for r in mine if r.parent_sha256), None)
+        history.append(
+            {
+                "program_sha256": current,
+                "parent_sha256": parent,
+                "experiments": published,
+                "decoder": by_program_key(current) if published else None,
+            }
+        )
+        current = parent
+    return history
