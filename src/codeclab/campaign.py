@@ -58,15 +58,21 @@ LEADERBOARD_ENCODERS = ("x264", "x265")
 """The anchors the leaderboard ranks by, in the order the designer's fitness uses them."""
 
 
-def leaderboard(record: ExperimentRecord) -> float | None:
-    """The leaderboard figure: BD-rate (PSNR-Y) on the holdout clips; lower is better."""
+def leaderboard_entry(record: ExperimentRecord) -> tuple[str, float] | None:
+    """The leaderboard figure and its anchor: BD-rate (PSNR-Y) on the holdout clips against
+    the first baseline that has one; lower is better."""
     if record.status != "ok":
         return None
     for encoder in LEADERBOARD_ENCODERS:
         bd = record.leaderboard_bd_rate(encoder)
         if bd is not None and bd.value is not None:
-            return bd.value
+            return encoder, bd.value
     return None
+
+
+def leaderboard(record: ExperimentRecord) -> float | None:
+    entry = leaderboard_entry(record)
+    return entry[1] if entry else None
 
 
 def family_of(program_name: str) -> str:

@@ -364,11 +364,12 @@ def report(
     out.print(summary_table(result.experiments, f"campaign {result.campaign_id}"))
     print_families(result.families())
     if best:
-        from codeclab.campaign import leaderboard
+        from codeclab.campaign import leaderboard_entry
 
+        anchor, value = leaderboard_entry(best)
         out.print(
             f"best: {best.experiment_id[:8]} {best.program_name}, holdout BD-rate (PSNR-Y) "
-            f"{leaderboard(best):+.1f}%"
+            f"vs {anchor} {value:+.1f}%"
         )
     out.print(f"wall time: {wall:.1f} s")
     print_where(settings, store)
