@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from datetime import timedelta
@@ -11,9 +12,13 @@ import pytest
 pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
+from botocore.exceptions import ClientError  # noqa: E402
+from botocore.exceptions import ConnectionError as BotoConnectionError  # noqa: E402
+
 from codeclab.record import FrameMetrics, PhaseRecord, RungResult  # noqa: E402
-from codeclab.store.db import StoreError  # noqa: E402
+from codeclab.store.db import StoreError, StoreUnavailable  # noqa: E402
 from codeclab.store.dynamo import ENDPOINT_ENV, DynamoStore  # noqa: E402
+from codeclab.store.factory import open_experiment_store  # noqa: E402
 from tests.test_store import METRICS, RUNG, make_record  # noqa: E402
 
 SECRET = "SECRETdoNotPrint0123456789"
@@ -43,9 +48,10 @@ def aws_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def store(moto_endpoint, aws_env):
+def store(moto_endpoint, aws_env, tmp_path):
     aws_env.setenv(ENDPOINT_ENV, moto_endpoint)
-    return DynamoStore.from_url(f"dynamodb://t{uuid.uuid4().hex[:12]}?region=eu-west-1")
+    url = f"dynamodb://t{uuid.uuid4().hex[:12]}?region=eu-west-1"
+    return DynamoStore.from_url(url, outbox_dir=tmp_path / "outbox")
 
 
 def dumped(record):
@@ -264,3 +270,150 @@ def test_urls_are_checked(aws_env):
         DynamoStore.from_url("dynamodb://lab")
     with pytest.raises(StoreError, match="not a DynamoDB store URL"):
         DynamoStore.from_url("sqlite:///x.db")
+
+
+# --- outages: the outbox ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_moto(aws_env):
+    """A moto server of the test's own, which it may stop and start again on the same port.
+
+    moto keeps its tables in this process, so what was written survives a restart.
+    """
+
+    class Server:
+        def start(self):
+            self.server = moto_server.ThreadedMotoServer(
+                ip_address="127.0.0.1", port=self.port, verbose=False
+            )
+            self.server.start()
+            self.running = True
+
+        def stop(self):
+            self.server.stop()
+            self.running = False
+
+    server = Server()
+    server.port = free_port()
+    server.start()
+    aws_env.setenv(ENDPOINT_ENV, f"http://127.0.0.1:{server.port}")
+    yield server
+    if server.running:
+        server.stop()
+
+
+def outage_store(tmp_path):
+    url = f"dynamodb://t{uuid.uuid4().hex[:12]}?region=eu-west-1"
+    return DynamoStore.from_url(url, outbox_dir=tmp_path / "outbox")
+
+
+def test_a_save_while_dynamodb_is_down_is_kept_and_written_once_later(own_moto, tmp_path):
+    store = outage_store(tmp_path)
+    store.save(make_record("ffff0001"), "first")
+
+    own_moto.stop()
+    with pytest.raises(StoreUnavailable) as down:
+        store.save(make_record("ffff0002"), "second")
+    message = str(down.value)
+    kept = tmp_path / "outbox" / "ffff0002.json"
+    assert store.table in message and f"127.0.0.1:{own_moto.port}" in message
+    assert "ffff0002" in message and str(kept) in message and "when the store is back" in message
+    assert SECRET not in message
+    assert isinstance(down.value.__cause__, BotoConnectionError)  # unreachable, after retries
+    entry = json.loads(kept.read_text())
+    assert entry["record"]["experiment_id"] == "ffff0002" and entry["source"] == "second"
+    assert store.pending() == [kept]
+    assert store.flush_outbox() == 0 and store.pending() == [kept]  # still down: quiet
+    with pytest.raises(StoreError, match="cannot read the experiment store") as reading:
+        store.latest_campaign()
+    assert not isinstance(reading.value, StoreUnavailable)
+
+    own_moto.start()
+    store.save(make_record("ffff0003"), "third")  # writes the kept experiment first
+    assert store.pending() == [] and not kept.exists()
+    assert [r.experiment_id for r in store.list()] == ["ffff0001", "ffff0002", "ffff0003"]
+    assert store.get("ffff0002").experiment_id == "ffff0002"
+    assert store.source(make_record("ffff0002").program_sha256) == "first"  # shared by hash
+    assert store.flush_outbox() == 0
+    store.save(make_record("ffff0002"), "second")  # offered again: still one
+    assert [r.experiment_id for r in store.list()] == ["ffff0001", "ffff0002", "ffff0003"]
+
+
+def test_kept_experiments_are_written_by_flush_and_by_a_resume(own_moto, tmp_path):
+    store = outage_store(tmp_path)
+    store.add_campaign("camp-1", "evolve", 7, 3, {})
+    records = [make_record(f"cccc000{n}") for n in (1, 2)]
+    for n, record in enumerate(records, start=1):
+        record.campaign_id, record.iteration = "camp-1", n
+
+    own_moto.stop()
+    for record in records:
+        with pytest.raises(StoreUnavailable, match=record.experiment_id):
+            store.save(record, "src")
+    assert len(store.pending()) == 2
+
+    own_moto.start()
+    # a fresh process resuming the campaign: latest_campaign writes what was kept
+    again = DynamoStore.from_url(store.url, outbox_dir=tmp_path / "outbox")
+    assert again.latest_campaign().id == "camp-1"
+    assert again.pending() == []
+    assert [r.iteration for r in again.list(campaign_id="camp-1")] == [1, 2]
+    assert again.flush_outbox() == 0
+
+    own_moto.stop()
+    third = make_record("cccc0003")
+    with pytest.raises(StoreUnavailable):
+        store.save(third, "src")
+    own_moto.start()
+    assert store.flush_outbox() == 1
+    assert [r.experiment_id for r in store.list()] == ["cccc0001", "cccc0002", "cccc0003"]
+
+
+def test_a_kept_experiment_whose_iteration_was_taken_is_set_aside(store, tmp_path):
+    store.add_campaign("camp-1", "evolve", 7, 3, {})
+    first = make_record("one")
+    first.campaign_id, first.iteration = "camp-1", 1
+    store.save(first, "src")
+    clash = first.model_copy(update={"experiment_id": "two"})
+    store.outbox.keep(clash, "src", "a test")
+    assert store.flush_outbox() == 0
+    assert (tmp_path / "outbox" / "rejected" / "two.json").exists() and store.pending() == []
+    assert [r.experiment_id for r in store.list()] == ["one"]
+
+
+def aws_error(code):
+    return ClientError(
+        {"Error": {"Code": code, "Message": f"{code} {SECRET}"}}, "TransactWriteItems"
+    )
+
+
+def test_throttling_is_kept_and_an_invalid_request_is_not(store, tmp_path, monkeypatch):
+    failure = {"code": "ProvisionedThroughputExceededException"}
+
+    def fails(items):
+        raise aws_error(failure["code"])
+
+    monkeypatch.setattr(store, "_transact", fails)
+    with pytest.raises(StoreUnavailable, match="ProvisionedThroughputExceeded") as throttled:
+        store.save(make_record("throttled"), "src")
+    assert SECRET not in str(throttled.value)
+    assert [p.name for p in store.pending()] == ["throttled.json"]
+
+    failure["code"] = "ValidationException"
+    with pytest.raises(StoreError, match="ValidationException") as invalid:
+        store.save(make_record("invalid"), "src")
+    assert not isinstance(invalid.value, StoreUnavailable) and SECRET not in str(invalid.value)
+    assert [p.name for p in store.pending()] == ["throttled.json"]  # the flush stopped: down
+
+    monkeypatch.undo()
+    assert store.flush_outbox() == 1
+    assert [r.experiment_id for r in store.list()] == ["throttled"]
+
+
+def test_the_outbox_defaults_to_the_data_directory(store, aws_env, tmp_path):
+    aws_env.setenv("CODECLAB_HOME", str(tmp_path / "lab"))
+    again = DynamoStore.from_url(store.url)
+    assert again.outbox_dir == tmp_path / "lab" / "outbox"
+    opened = open_experiment_store(store.url, outbox_dir=tmp_path / "elsewhere")
+    assert opened.outbox_dir == tmp_path / "elsewhere"

@@ -16,6 +16,7 @@ from codeclab.media import load_clip
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore, StoreError, StoreUnavailable
 from codeclab.store.factory import open_experiment_store
+from codeclab.store.outbox import Outbox
 from tests.test_store import make_record
 
 pytest_plugins = ("tests.stores",)
@@ -100,3 +101,39 @@ def test_a_campaign_whose_store_goes_down_loses_and_repeats_nothing(
     assert [r.iteration for r in resumed.experiments] == [1, 2, 3]
     assert [r.iteration for r in store.list(campaign_id=campaign.id)] == [1, 2, 3]
     assert not list(Path(home / "outbox").glob("*.json"))
+
+
+class Down(Exception):
+    pass
+
+
+class Busy(Exception):
+    pass
+
+
+def test_the_outbox_knows_no_backend(tmp_path):
+    """Written once each; a busy entry waits, a rejected one is set aside, down stops."""
+    outbox = Outbox(tmp_path / "outbox", "somewhere")
+    for n in range(1, 5):
+        outbox.keep(make_record(f"0000000{n}"), f"src{n}", "down")
+    (tmp_path / "outbox" / "broken.json").write_text("{")
+    written, answers = [], {"00000002": Busy(), "00000003": StoreError("taken")}
+
+    def write(record, source):
+        if record.experiment_id in answers:
+            raise answers[record.experiment_id]
+        written.append((record.experiment_id, source))
+
+    def flush():
+        return outbox.flush(
+            write, failures=(Busy, Down), is_down=lambda e: isinstance(e, Down), rejected=StoreError
+        )
+
+    assert flush() == 2 and written == [("00000001", "src1"), ("00000004", "src4")]
+    assert (tmp_path / "outbox" / "rejected" / "00000003.json").exists()
+    assert [p.name for p in outbox.pending()] == ["00000002.json", "broken.json"]
+    answers["00000002"] = Down()
+    assert flush() == 0
+    del answers["00000002"]
+    assert flush() == 1 and written[-1] == ("00000002", "src2")
+    assert [p.name for p in outbox.pending()] == ["broken.json"]

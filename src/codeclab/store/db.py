@@ -13,10 +13,7 @@ when the store is back.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
@@ -59,6 +56,7 @@ from codeclab.record import (
     Target,
     utcnow,
 )
+from codeclab.store.outbox import Outbox, default_outbox_dir
 
 METRIC_COLUMNS = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "ms_ssim_y", "vmaf")
 RUNG_COLUMNS = (
@@ -284,21 +282,7 @@ def _default_outbox(url: str) -> Path:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return Path(parsed.database).resolve().parent / "outbox"  # the data directory
-    return Path(os.environ.get("CODECLAB_HOME", "codeclab-data")) / "outbox"
-
-
-def _write_atomically(path: Path, text_: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text_)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    return default_outbox_dir()
 
 
 class ExperimentStore:
@@ -308,6 +292,7 @@ class ExperimentStore:
         self.url = make_url(url).render_as_string(hide_password=True)  # safe to print
         try:
             self.outbox_dir = Path(outbox_dir) if outbox_dir else _default_outbox(url)
+            self.outbox = Outbox(self.outbox_dir, self.url)
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
@@ -374,27 +359,17 @@ class ExperimentStore:
     # -- the outbox -------------------------------------------------------------------------
 
     def _keep(self, record: ExperimentRecord, source: str, exc: BaseException) -> Path:
-        path = self.outbox_dir / f"{record.experiment_id}.json"
-        entry = {
-            "record": record.model_dump(mode="json"),
-            "source": source,
-            "url": self.url,
-            "error": _reason(exc),
-        }
         try:
-            _write_atomically(path, json.dumps(entry))
+            return self.outbox.keep(record, source, _reason(exc))
         except OSError as io_error:
             raise StoreError(
                 f"cannot write to the experiment store {self.url} ({_reason(exc)}) nor keep "
-                f"experiment {record.experiment_id} in {path}: {io_error}"
+                f"experiment {record.experiment_id} in {self.outbox_dir}: {io_error}"
             ) from exc
-        return path
 
     def pending(self) -> list[Path]:
         """Experiments kept in the outbox, waiting for the store."""
-        if not self.outbox_dir.is_dir():
-            return []
-        return sorted(self.outbox_dir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+        return self.outbox.pending()
 
     def flush_outbox(self) -> int:
         """Write the experiments kept in the outbox; returns how many were written.
@@ -403,36 +378,16 @@ class ExperimentStore:
         or write then reports the outage). An experiment the store rejects for good (its
         campaign iteration was written again meanwhile) moves to ``outbox/rejected``.
         """
-        written = 0
-        for path in self.pending():
-            try:
-                entry = json.loads(path.read_text(encoding="utf-8"))
-                record = ExperimentRecord.model_validate(entry["record"])
-                source = entry["source"]
-            except FileNotFoundError:
-                continue  # another process flushed it
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("unreadable outbox entry %s: %s", path, exc)
-                continue
-            try:
-                self._write(record, source)
-            except StoreError as exc:
-                rejected = self.outbox_dir / "rejected"
-                rejected.mkdir(exist_ok=True)
-                os.replace(path, rejected / path.name)
-                log.warning("outbox entry %s rejected by the store: %s", path.name, exc)
-                continue
-            except IntegrityError:
-                if not self._exists(record.experiment_id):  # not a concurrent flush of it
-                    raise
-            except SQLAlchemyError as exc:
-                if _down(exc):
-                    return written  # the store is still away: keep the rest for later
-                log.warning("outbox entry %s not written yet: %s", path.name, _reason(exc))
-                continue  # this one is refused (for now); the others may go through
-            path.unlink(missing_ok=True)
-            written += 1
-        return written
+        return self.outbox.flush(
+            self._write_kept, failures=SQLAlchemyError, is_down=_down, rejected=StoreError
+        )
+
+    def _write_kept(self, record: ExperimentRecord, source: str) -> None:
+        try:
+            self._write(record, source)
+        except IntegrityError:
+            if not self._exists(record.experiment_id):  # not a concurrent flush of it
+                raise
 
     def _exists(self, experiment_id: str) -> bool:
         with Session(self.engine) as session:

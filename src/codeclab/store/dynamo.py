@@ -16,6 +16,11 @@ serve. In short:
 Credentials come only from the standard AWS chain (environment, config files, instance
 roles); nothing here prints or stores them. Importing this module needs boto3 (the
 ``aws`` extra): the store factory reads an ImportError as "DynamoDB not available".
+
+When DynamoDB cannot take a finished experiment (the endpoint is unreachable, requests
+are throttled after botocore's retries, the service fails or refuses the request), the
+experiment is kept in the outbox (:mod:`codeclab.store.outbox`) and written, once, when
+the store is back; a request DynamoDB calls invalid is an error, not kept.
 """
 
 from __future__ import annotations
@@ -30,13 +35,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    WaiterError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from codeclab.record import (
     BaselineCurve,
@@ -46,7 +59,8 @@ from codeclab.record import (
     RungResult,
     utcnow,
 )
-from codeclab.store.db import StoreError
+from codeclab.store.db import StoreError, StoreUnavailable
+from codeclab.store.outbox import Outbox, default_outbox_dir
 
 ENDPOINT_ENV = "CODECLAB_DYNAMODB_ENDPOINT_URL"
 TABLE_SUFFIX = "codeclab"
@@ -62,6 +76,26 @@ INDEXES = {  # index name -> (partition key, sort key); every key attribute is a
 ID_BUCKET = 2  # characters of the id in GSI4PK: prefixes at least this long are one Query
 FRAME_FIELDS = tuple(FrameMetrics.model_fields)
 HEADLINE = ("kbps", "psnr_y", "ssim_y", "ms_ssim_y", "bd_rate_x265")
+# error codes that say the service, not this request, is the problem (after retries)
+DOWN_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalServerError",
+        "InternalFailure",
+        # credentials that stopped working stop every write alike
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "AccessDeniedException",
+        "MissingAuthenticationTokenException",
+    }
+)
+# error codes that say this request is wrong: retrying it cannot help, so nothing is kept
+INVALID_CODES = frozenset({"ValidationException", "SerializationException"})
 
 
 @dataclass
@@ -133,7 +167,12 @@ class DynamoStore:
     """Reads and writes experiment records in one DynamoDB table (created when missing)."""
 
     def __init__(
-        self, table_prefix: str, *, region: str | None = None, endpoint_url: str | None = None
+        self,
+        table_prefix: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        outbox_dir: Path | str | None = None,
     ) -> None:
         if not table_prefix:
             raise StoreError("a DynamoDB store needs a table prefix: dynamodb://PREFIX")
@@ -149,6 +188,8 @@ class DynamoStore:
         where = f" at {endpoint_url}" if endpoint_url else ""
         self.url = f"dynamodb://{table_prefix}?region={self.region}"  # safe to print
         self._where = f"DynamoDB table {self.table} ({self.region}{where})"
+        self.outbox_dir = Path(outbox_dir) if outbox_dir else default_outbox_dir()
+        self.outbox = Outbox(self.outbox_dir, self.url)
         self._serializer, self._deserializer = TypeSerializer(), TypeDeserializer()
         config = Config(
             retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
@@ -162,16 +203,24 @@ class DynamoStore:
             self._ensure_table()
 
     @classmethod
-    def from_url(cls, url: str) -> DynamoStore:
+    def from_url(cls, url: str, *, outbox_dir: Path | str | None = None) -> DynamoStore:
         """``dynamodb://TABLE_PREFIX?region=eu-west-1``; the endpoint may come from
-        ``CODECLAB_DYNAMODB_ENDPOINT_URL`` (moto, DynamoDB Local)."""
+        ``CODECLAB_DYNAMODB_ENDPOINT_URL`` (moto, DynamoDB Local).
+
+        ``outbox_dir`` keeps experiments DynamoDB could not take (by default
+        ``$CODECLAB_HOME/outbox``)."""
         parts = urlsplit(url)
         if parts.scheme != "dynamodb":
             raise StoreError(f"not a DynamoDB store URL: {parts.scheme}://...")
         query = parse_qs(parts.query)
         region = query.get("region", [None])[0]
         endpoint = os.environ.get(ENDPOINT_ENV) or None
-        return cls(parts.netloc + parts.path.rstrip("/"), region=region, endpoint_url=endpoint)
+        return cls(
+            parts.netloc + parts.path.rstrip("/"),
+            region=region,
+            endpoint_url=endpoint,
+            outbox_dir=outbox_dir,
+        )
 
     # --- errors ------------------------------------------------------------------------
 
@@ -302,6 +351,7 @@ class DynamoStore:
         self, campaign_id: str, designer: str, seed: int, iterations: int, settings: dict[str, Any]
     ) -> None:
         """Create the campaign, or update its settings (its start time stays the first)."""
+        self.flush_outbox()
         now = utcnow()
         update = _update_expression(
             {
@@ -325,7 +375,8 @@ class DynamoStore:
             )
 
     def latest_campaign(self) -> DynamoCampaign | None:
-        """The most recently started campaign, to resume (GSI1, newest first)."""
+        """The most recently started campaign, to resume (its kept experiments written first)."""
+        self.flush_outbox()
         with self._errors("cannot read the experiment store"):
             for item in self._query_index("GSI1", "CAMPAIGN", newest_first=True, limit=1):
                 return DynamoCampaign(
@@ -344,10 +395,47 @@ class DynamoStore:
         """Write the program (once, by hash) and the whole experiment, visible all at once.
 
         Idempotent by experiment id; a second experiment for a campaign's iteration is
-        refused with :class:`StoreError`.
+        refused with :class:`StoreError`. When DynamoDB is unreachable or cannot take the
+        write, the experiment is kept in the outbox and :class:`StoreUnavailable` says where;
+        it is written by the next ``save`` (or ``flush_outbox``) that gets through.
         """
-        with self._errors("cannot write to the experiment store"):
+        self.flush_outbox()
+        try:
             self._save(record, source)
+        except (ClientError, BotoCoreError) as exc:
+            if not _unavailable(exc):
+                with self._errors("cannot write to the experiment store"):
+                    raise
+            reason = self._scrub(_reason(exc))
+            try:
+                kept = self.outbox.keep(record, source, reason)
+            except OSError as io_error:
+                raise StoreError(
+                    f"cannot write to the experiment store {self._where} ({reason}) nor keep "
+                    f"experiment {record.experiment_id} in {self.outbox_dir}: {io_error}"
+                ) from exc
+            raise StoreUnavailable(
+                f"cannot write to the experiment store {self._where}: {reason}; experiment "
+                f"{record.experiment_id} is kept in {kept} and will be written when the "
+                "store is back"
+            ) from exc
+
+    # --- the outbox ----------------------------------------------------------------------
+
+    def pending(self) -> list[Path]:
+        """Experiments kept in the outbox, waiting for the store."""
+        return self.outbox.pending()
+
+    def flush_outbox(self) -> int:
+        """Write the experiments kept in the outbox; returns how many were written.
+
+        Stops quietly while DynamoDB is still away (the caller's own request then reports
+        it). An experiment the store rejects for good (its campaign iteration was taken
+        meanwhile) moves to ``outbox/rejected``.
+        """
+        return self.outbox.flush(
+            self._save, failures=(ClientError, BotoCoreError), is_down=_down, rejected=StoreError
+        )
 
     def _save(self, record: ExperimentRecord, source: str) -> None:
         pk = f"EXP#{record.experiment_id}"
@@ -653,6 +741,37 @@ def _update_expression(
     }
 
 
+def _code(exc: BaseException) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}"
+    return str(exc)
+
+
+def _down(exc: BaseException) -> bool:
+    """DynamoDB is away for every request: unreachable, throttling, failing, or our
+    credentials no longer work (botocore has already retried what it retries)."""
+    if isinstance(exc, BotoConnectionError | HTTPClientError | NoCredentialsError):
+        return True
+    return _code(exc) in DOWN_CODES
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """DynamoDB could not take this write now: keep the experiment and write it later.
+
+    Everything from AWS but a request it calls invalid (retrying that cannot help): the
+    service down or throttling, a transaction cancelled by a conflicting one, a table
+    that is being changed, credentials that expired.
+    """
+    if isinstance(exc, ClientError):
+        return _code(exc) not in INVALID_CODES
+    return isinstance(exc, BotoCoreError) and not isinstance(exc, WaiterError)
+
+
 def _sk(item: dict[str, Any]) -> str:
     return item["SK"]
 
@@ -682,11 +801,6 @@ class _ErrorScope:
         if exc is None or isinstance(exc, StoreError):
             return False
         if isinstance(exc, ClientError | BotoCoreError | WaiterError):
-            if isinstance(exc, ClientError):
-                error = exc.response.get("Error", {})
-                reason = f"{error.get('Code', 'error')}: {error.get('Message', '')}"
-            else:
-                reason = str(exc)
-            message = f"{self.doing} {self.store._where}: {reason}"
+            message = f"{self.doing} {self.store._where}: {_reason(exc)}"
             raise StoreError(self.store._scrub(message)) from exc
         return False

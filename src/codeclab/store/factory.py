@@ -16,7 +16,7 @@ from codeclab.store.db import ExperimentStore, StoreError
 def open_experiment_store(url: str, *, outbox_dir: Path | str | None = None) -> Any:
     """The store for ``url``; every kind has the methods of :class:`ExperimentStore`.
 
-    ``outbox_dir`` is where the SQL store keeps experiments it could not write (by default
+    ``outbox_dir`` is where the store keeps experiments it could not write (by default
     ``outbox/`` beside a SQLite file, else ``$CODECLAB_HOME/outbox``).
     """
     scheme = url.partition(":")[0].lower()
@@ -25,7 +25,7 @@ def open_experiment_store(url: str, *, outbox_dir: Path | str | None = None) -> 
             from codeclab.store.dynamo import DynamoStore
         except ImportError as exc:
             raise StoreError(f"the DynamoDB store is not available: {exc}") from exc
-        return DynamoStore.from_url(url)
+        return DynamoStore.from_url(url, outbox_dir=outbox_dir)
     backend = scheme.partition("+")[0]
     if backend in ("sqlite", "postgresql", "postgres"):
         # plain postgres:// or postgresql:// (as hosting services print them): use psycopg 3,
