@@ -187,7 +187,8 @@ def one_line(record: ExperimentRecord) -> str:
 def print_where(settings: Settings, store: ExperimentStore) -> None:
     err.print(f"records:   {store.url}")
     err.print(f"artifacts: {settings.artifacts_dir.resolve()}")
-    err.print("inspect:   codeclab list  |  codeclab show ID  (the web dashboard is not built yet)")
+    err.print("inspect:   codeclab list  |  codeclab show ID")
+    err.print("dashboard: .venv/bin/codeclab serve, then open http://127.0.0.1:8000/")
 
 
 def _run_with_progress(
@@ -732,3 +733,22 @@ def bench(as_json: JsonOpt = False) -> None:
         out.print(f"  {key:28s} {result.get(key)}", highlight=False)
     for goal, met in result["goals"].items():
         out.print(f"  goal {goal}: {'met' if met else 'NOT met' if met is False else 'n/a'}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind (127.0.0.1: this machine only)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the dashboard: overview, blog, experiment pages and the JSON API."""
+    import uvicorn
+
+    from codeclab.web.app import create_app
+
+    settings = settings_from()
+    with user_errors():
+        application = create_app(settings)
+    err.print(f"dashboard on http://{host}:{port}/ (data in {settings.home})")
+    uvicorn.run(application, host=host, port=port)
