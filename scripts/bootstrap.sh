@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 #   bwrap: bubblewrap, the sandbox's namespaces (without it the lab runs with weak isolation)
 #   pg_ctlcluster: PostgreSQL, for the store tests (they start their own server with initdb
 #     and pg_ctl from /usr/lib/postgresql/*/bin; under CI they fail without it)
-declare -A APT_PACKAGES=([bwrap]=bubblewrap [pg_ctlcluster]=postgresql)
+#   chromium: the headless browser the dashboard's end-to-end tests drive through Playwright
+#     (Playwright never downloads a browser here: it is pointed at /usr/bin/chromium)
+declare -A APT_PACKAGES=([bwrap]=bubblewrap [pg_ctlcluster]=postgresql [chromium]=chromium)
 
 missing=()
 for command in "${!APT_PACKAGES[@]}"; do
@@ -36,7 +38,8 @@ fi
 stamp=.venv/.installed-$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  # vmaf: an ffmpeg with libvmaf (imageio-ffmpeg), so VMAF is measured and tested too
-  .venv/bin/python -m pip install --quiet -e '.[dev,vmaf]'
+  # vmaf: an ffmpeg with libvmaf (imageio-ffmpeg), so VMAF is measured and tested too;
+  # ray: the distributed executor (codeclab run --executor ray)
+  .venv/bin/python -m pip install --quiet -e '.[dev,vmaf,ray]'
   touch "$stamp"
 fi

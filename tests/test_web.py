@@ -2,94 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 import subprocess
-import threading
 import time
-from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from codeclab.campaign import run_campaign
-from codeclab.cli import load_clips, open_stores
-from codeclab.config import Settings
-from codeclab.record import ExperimentRecord, Reasoning, utcnow
+from codeclab.record import ExperimentRecord
 from codeclab.store import links
-from codeclab.web.app import create_app
 from tests.conftest import CODECLAB
-
-EVIL = "<script>alert(1)</script>"
-FILLER = 9
+from tests.weblab import EVIL, FILLER, client_for, fill_lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, small_clip_path: Path):
-    """A store with a real two-iteration campaign, one hostile record, and a live server."""
-    home = tmp_path_factory.mktemp("web") / "lab"
-    settings = Settings(
-        clips=[small_clip_path], iterations=2, qualities=[30, 70], baselines=["x265"], home=home
-    )
-    store, artifacts = open_stores(settings)
-    result = run_campaign(settings, load_clips(settings), store, artifacts)
-    records = result.experiments
-    assert len(records) == 2
-    first = records[0]
-    source = f"# {EVIL}\n" + (store.source(first.program_sha256) or "")
-    evil = first.model_copy(
-        update={
-            "program_sha256": hashlib.sha256(source.encode()).hexdigest(),
-            "experiment_id": "evil0000-0000-0000-0000-000000000000",
-            "iteration": 99,
-            "status": "failed",
-            "program_name": f"evil {EVIL}",
-            "reasoning": Reasoning(text=f"because {EVIL}", hypothesis=EVIL),
-            "error": EVIL,
-            "created_at": utcnow(),
-        }
-    )
-    store.save(evil, source)
-    # filler so that lists have a second page (copies of a real record, older than the rest)
-    for n in range(FILLER):
-        store.save(
-            first.model_copy(
-                update={
-                    "experiment_id": f"fill{n:04d}-0000-0000-0000-000000000000",
-                    "campaign_id": "filler",
-                    "iteration": n + 1,
-                    "created_at": first.created_at - timedelta(days=1, seconds=n),
-                }
-            ),
-            store.source(first.program_sha256) or "",
-        )
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        yield {
-            "client": client,
-            "records": records,
-            "evil": evil,
-            "artifacts": artifacts,
-            "settings": settings,
-        }
-    server.should_exit = True
-    thread.join(timeout=10)
+    """A store filled by a real campaign (tests/weblab.py) and a live server over it."""
+    filled = fill_lab(tmp_path_factory.mktemp("web") / "lab", small_clip_path)
+    with client_for(filled["settings"]) as client:
+        yield {**filled, "client": client}
 
 
 def hrefs(html: str, text: str) -> list[str]:

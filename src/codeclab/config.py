@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     )
     iterations: int = Field(4, ge=1)
     workers: int = Field(1, ge=1, description="experiments evaluated in parallel")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where evaluations run: a local process pool, or a Ray cluster"
+    )
+    ray_address: str | None = Field(
+        None, description="join this Ray cluster; default with executor = ray: start a local one"
+    )
     seed: int = 0
     timeout_s: float | None = Field(None, gt=0, description="wall-clock limit per process")
     memory_mb: int | None = Field(None, ge=64, description="address-space limit per process")
@@ -112,6 +118,9 @@ class Settings(BaseSettings):
     link_ttl: int = Field(7 * 24 * 3600, description="artifact link lifetime: seconds or '7d'")
     link_secret: SecretStr | None = Field(
         None, description="HMAC key of local links; default: one generated in home/link-secret"
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for the dashboard's actions; none configured: refused"
     )
     publish: Literal["all", "improved", "target"] = Field(
         "all",
