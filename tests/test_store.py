@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,219 @@ def test_artifact_keys_cannot_escape_the_store(tmp_path):
         with pytest.raises(ArtifactError, match="escapes"):
             store.put_bytes(key, b"x")
     assert not list((tmp_path / "artifacts" / "decoders").glob(".tmp-*"))
+
+
+# --- the dashboard's queries: summaries, counts and rankings, on every backend ---------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+X265_CURVE = [(50.0, 33.0), (100.0, 37.0)]  # kbps, PSNR-Y
+
+
+def scored(
+    experiment_id: str,
+    minute: int,
+    *,
+    status: str = "ok",
+    campaign: str | None = None,
+    iteration: int | None = None,
+    bd: dict[str, float] | None = None,
+    rungs: tuple[tuple[float, float], ...] = ((60.0, 35.5), (90.0, 36.0)),
+    usage: dict | None = None,
+) -> ExperimentRecord:
+    """A record with chosen holdout BD-rates, rungs (kbps, PSNR-Y) and LLM usage."""
+    record = make_record(experiment_id)
+    results = [
+        record.results[0].model_copy(update={"kbps": k, "psnr_y": p, "quality": 10 + n})
+        for n, (k, p) in enumerate(rungs)
+    ]
+    curve = record.baselines["x265"][0]
+    baseline = curve.model_copy(
+        update={
+            "rungs": [
+                curve.rungs[0].model_copy(update={"kbps": k, "psnr_y": p, "crf": 30 - n})
+                for n, (k, p) in enumerate(X265_CURVE)
+            ]
+        }
+    )
+    return record.model_copy(
+        update={
+            "status": status,
+            "campaign_id": campaign,
+            "iteration": iteration,
+            "created_at": T0 + timedelta(minutes=minute),
+            "results": results,
+            "baselines": {"x265": [baseline]},
+            "bd_rate": {e: {"psnr_y": BdRate(value=v)} for e, v in (bd or {}).items()},
+            "reasoning": Reasoning(text=f"why {experiment_id}", llm_usage=usage),
+        }
+    )
+
+
+def usage(cost: float, tokens: int, known: bool = True) -> dict:
+    return {
+        "calls": 1,
+        "input_tokens": tokens,
+        "output_tokens": tokens // 10,
+        "cost_usd": cost,
+        "cost_known": known,
+    }
+
+
+def lab_of_records(store) -> list[ExperimentRecord]:
+    store.add_campaign("camp-a", "evolve", 0, 3, {})
+    store.add_campaign("camp-b", "llm", 1, 2, {})
+    records = [
+        scored("e1", 1, campaign="camp-a", iteration=1, bd={"x264": -5.0, "x265": 3.0}),
+        scored(
+            "e2",
+            2,
+            campaign="camp-a",
+            iteration=2,
+            bd={"x264": -9.0, "x265": 1.0, "svtav1": 12.0},
+            rungs=((55.0, 33.0), (80.0, 36.5)),  # only 80 kbps is at or above x265 (35.7 dB)
+        ),
+        scored("e3", 3, campaign="camp-a", iteration=3, status="failed", bd={"x264": -50.0}),
+        scored("e4", 4, campaign="camp-b", iteration=1, bd={"x265": -2.0}, usage=usage(0.5, 1000)),
+        scored(
+            "e5",
+            5,
+            campaign="camp-b",
+            iteration=2,
+            status="rejected",
+            usage=usage(0.25, 500, known=False),
+        ),
+        scored("e6", 6, bd={"x264": -7.0}, rungs=((40.0, 30.0), (45.0, 31.0))),  # no campaign
+    ]
+    for record in records:
+        store.save(record, f"source of {record.experiment_id}")
+    return records
+
+
+def test_pages_are_counted_filtered_and_newest_first(store_url):
+    store = open_experiment_store(store_url)
+    assert store.page() == (0, [])
+    lab_of_records(store)
+    total, first = store.page(limit=4)
+    assert total == 6 and [s.experiment_id for s in first] == ["e6", "e5", "e4", "e3"]
+    total, rest = store.page(offset=4, limit=4)
+    assert total == 6 and [s.experiment_id for s in rest] == ["e2", "e1"]
+    assert store.page(status="ok") == (4, store.page(status="ok")[1])
+    assert [s.experiment_id for s in store.page(status="ok")[1]] == ["e6", "e4", "e2", "e1"]
+    total, camp = store.page(campaign_id="camp-a")
+    assert total == 3 and [s.experiment_id for s in camp] == ["e3", "e2", "e1"]
+    total, both = store.page(campaign_id="camp-a", status="ok", offset=1, limit=5)
+    assert total == 2 and [s.experiment_id for s in both] == ["e1"]
+    assert store.page(campaign_id="nothing") == (0, [])
+    summary = first[2]  # e4: the fields a list or a blog post shows, no results
+    assert (summary.campaign_id, summary.iteration, summary.status) == ("camp-b", 1, "ok")
+    assert summary.program_name == "intra_dct~step" and summary.designer == "evolve"
+    assert summary.reasoning.text == "why e4" and summary.created_at == T0 + timedelta(minutes=4)
+    record = store.get("e4")
+    assert summary.headline() == pytest.approx(record.headline())
+    assert summary.headline()["bd_rate_x265"] == -2.0 and summary.leaderboard_bd_rate == -2.0
+    assert summary.leaderboard_anchor == "x265" and summary.artifacts == record.artifacts
+
+
+def test_lineage_queries_give_parents_and_the_newest_runs(store_url):
+    store = open_experiment_store(store_url)
+    seed = scored("s1", 1).model_copy(
+        update={"program_sha256": "a" * 64, "program_name": "seed", "parent_sha256": None}
+    )
+    children = [
+        scored(f"c{n}", 2 + n, campaign=None).model_copy(
+            update={"program_sha256": "b" * 64, "parent_sha256": "a" * 64, "program_name": "kid"}
+        )
+        for n in range(3)
+    ]
+    for record in (seed, *children):
+        store.save(record, f"source of {record.program_sha256[0]}")
+    program = store.program("b" * 64)
+    assert (program.name, program.parent_sha256) == ("kid", "a" * 64)
+    assert store.program("a" * 64).parent_sha256 is None
+    assert store.program("f" * 64) is None
+    total, runs = store.runs("b" * 64, limit=2)
+    assert total == 3 and [r.experiment_id for r in runs] == ["c2", "c1"]
+    assert runs[0].status == "ok" and runs[0].created_at == T0 + timedelta(minutes=4)
+    assert store.runs("a" * 64) == (1, store.runs("a" * 64)[1])
+    assert [r.experiment_id for r in store.runs("a" * 64)[1]] == ["s1"]
+    assert store.runs("f" * 64) == (0, [])
+
+
+def test_the_overview_aggregates_without_loading_records(store_url):
+    store = open_experiment_store(store_url)
+    empty = store.overview()
+    assert empty.total == 0 and empty.by_status == {} and empty.best_x265_quality_kbps is None
+    assert all(best is None for best in empty.best_bd_rate.values()) and empty.llm.cost_usd == 0
+    lab_of_records(store)
+    overview = store.overview()
+    assert overview.total == 6 and overview.by_status == {"ok": 4, "failed": 1, "rejected": 1}
+    best = {e: (b.value, b.experiment_id) if b else None for e, b in overview.best_bd_rate.items()}
+    # e3's -50% does not count: it failed
+    assert best == {"x264": (-9.0, "e2"), "x265": (-2.0, "e4"), "svtav1": (12.0, "e2"), "aom": None}
+    assert overview.best_bd_rate["x264"].program_name == "intra_dct~step"
+    lowest = overview.best_x265_quality_kbps
+    assert (lowest.value, lowest.experiment_id, lowest.clip) == (60.0, "e1", "cars")
+    llm = overview.llm
+    assert (llm.calls, llm.input_tokens, llm.output_tokens) == (2, 1500, 150)
+    assert llm.cost_usd == pytest.approx(0.75) and llm.cost_known is False
+
+
+def test_the_leaderboard_and_the_progress_of_campaigns(store_url):
+    store = open_experiment_store(store_url)
+    lab_of_records(store)
+    # the leaderboard's anchor is x264 where there is one, else x265 (as campaigns rank)
+    ranked = [(s.experiment_id, s.leaderboard_bd_rate) for s in store.leaderboard()]
+    assert ranked == [("e2", -9.0), ("e6", -7.0), ("e1", -5.0), ("e4", -2.0)]
+    assert [s.experiment_id for s in store.leaderboard(limit=2)] == ["e2", "e6"]
+    progress = store.progress()
+    assert [c.campaign_id for c in progress] == ["camp-b", "camp-a"]
+    camp_a = progress[1]
+    assert [(p.iteration, p.status) for p in camp_a.points] == [(1, "ok"), (2, "ok"), (3, "failed")]
+    assert [p.bd_rate_x265 for p in camp_a.points] == [3.0, 1.0, None]
+    assert camp_a.points[1].kbps == pytest.approx((55.0 + 80.0) / 2)
+    assert camp_a.started_at is not None
+    (only,) = store.progress(campaign_id="camp-b")
+    assert [p.experiment_id for p in only.points] == ["e4", "e5"]
+    assert [c.campaign_id for c in store.progress(campaigns=1)] == ["camp-b"]
+
+
+def forget_summaries(store_url: str, store) -> None:
+    """Make the store look as one written before summaries existed."""
+    if store_url.startswith("dynamodb"):
+        for item in store._query_index("GSI1", "EXP"):
+            pk = item["PK"]
+            names = ["summary_version", "leaderboard_bd_rate", "llm_calls", "x265_quality_kbps"]
+            store.client.update_item(
+                TableName=store.table,
+                Key=store._ser({"PK": pk, "SK": "HEADER"}),
+                UpdateExpression="REMOVE " + ", ".join(f"#n{n}" for n in range(len(names))),
+                ExpressionAttributeNames={f"#n{n}": name for n, name in enumerate(names)},
+            )
+            for rank in store._query(
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :r)",
+                ExpressionAttributeValues=store._ser({":pk": pk, ":r": "RANK#"}),
+            ):
+                store.client.delete_item(
+                    TableName=store.table, Key=store._ser({"PK": pk, "SK": rank["SK"]})
+                )
+        for sk in ("TOTALS", "CAMPAIGN#camp-a", "CAMPAIGN#camp-b", "SUMMARIES"):
+            store.client.delete_item(
+                TableName=store.table, Key=store._ser({"PK": "STATS", "SK": sk})
+            )
+        return
+    from alembic import command
+
+    from codeclab.store.db import alembic_config
+
+    with store.engine.begin() as connection:  # back to the revision before summaries
+        command.downgrade(alembic_config(connection), "0001")
+
+
+def test_experiments_written_before_summaries_get_them(store_url):
+    store = open_experiment_store(store_url)
+    lab_of_records(store)
+    before = (store.page(), store.overview(), store.leaderboard(), store.progress())
+    forget_summaries(store_url, store)
+    again = open_experiment_store(store_url)  # opening summarizes them, once
+    assert (again.page(), again.overview(), again.leaderboard(), again.progress()) == before
+    assert open_experiment_store(store_url).overview() == before[1]  # not counted twice

@@ -4,10 +4,16 @@ An experiment is written in one transaction when it has finished, so a campaign 
 any moment leaves either the whole experiment or nothing. Figures live in typed columns
 (one row per clip and quality), not in one opaque JSON string, so the dashboard can query them.
 
+Beside each experiment the store writes a light summary row (``experiment_summaries``:
+headline figures, leaderboard BD-rate, LLM spend) and its holdout BD-rate per baseline
+(``holdout_bd_rates``), in the same transaction: lists, counts and the overview's aggregates
+are indexed queries on those, never a load of every record (:mod:`codeclab.store.summary`).
+
 The schema is kept by Alembic migrations (``codeclab/store/migrations``), run when a store
-opens: a user upgrading keeps their data. When the database cannot be reached, a finished
-experiment is kept in a durable outbox (one JSON file per experiment) and written, once,
-when the store is back.
+opens: a user upgrading keeps their data, and experiments written before summaries existed
+(or under an older :data:`~codeclab.store.summary.SUMMARY_VERSION`) get them then. When
+the database cannot be reached, a finished experiment is kept in a durable outbox (one JSON
+file per experiment) and written, once, when the store is back.
 """
 
 from __future__ import annotations
@@ -26,11 +32,17 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
+    delete,
+    false,
+    func,
+    or_,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -57,6 +69,20 @@ from codeclab.record import (
     utcnow,
 )
 from codeclab.store.outbox import Outbox, default_outbox_dir
+from codeclab.store.summary import (
+    BASELINE_ENCODERS,
+    SUMMARY_VERSION,
+    Best,
+    CampaignProgress,
+    ExperimentSummary,
+    LlmSpend,
+    Overview,
+    ProgramInfo,
+    ProgramRun,
+    ProgressPoint,
+    holdout_bd_rates,
+    summarize,
+)
 
 METRIC_COLUMNS = ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "ms_ssim_y", "vmaf")
 RUNG_COLUMNS = (
@@ -76,6 +102,7 @@ RUNG_COLUMNS = (
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SUMMARY_BATCH = 200  # experiments summarized per transaction when an older store opens
 log = logging.getLogger(__name__)
 
 
@@ -199,6 +226,92 @@ class Phase(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class Summary(Base):
+    """One light row per experiment: what lists, the leaderboard and the overview read."""
+
+    __tablename__ = "experiment_summaries"
+    __table_args__ = (  # each ranking's index ends with the time: ties go to the earlier
+        Index("ix_experiment_summaries_status_created_at", "status", "created_at"),
+        Index("ix_experiment_summaries_campaign_id_created_at", "campaign_id", "created_at"),
+        Index("ix_experiment_summaries_leaderboard", "leaderboard_bd_rate", "created_at"),
+        Index("ix_experiment_summaries_x265_quality", "x265_quality_kbps", "created_at"),
+    )
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(36))
+    iteration: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    program_name: Mapped[str] = mapped_column(String(200))
+    designer: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    headline_kbps: Mapped[float | None] = mapped_column(Float)
+    headline_psnr_y: Mapped[float | None] = mapped_column(Float)
+    headline_ssim_y: Mapped[float | None] = mapped_column(Float)
+    headline_ms_ssim_y: Mapped[float | None] = mapped_column(Float)
+    headline_bd_rate_x265: Mapped[float | None] = mapped_column(Float)
+    leaderboard_bd_rate: Mapped[float | None] = mapped_column(Float)
+    leaderboard_anchor: Mapped[str | None] = mapped_column(String(20))
+    x265_quality_kbps: Mapped[float | None] = mapped_column(Float)
+    x265_quality_clip: Mapped[str | None] = mapped_column(String(200))
+    llm_calls: Mapped[int] = mapped_column(Integer, index=True)  # spend sums rows with calls
+    llm_input_tokens: Mapped[int] = mapped_column(Integer)
+    llm_output_tokens: Mapped[int] = mapped_column(Integer)
+    llm_cost_usd: Mapped[float] = mapped_column(Float)
+    llm_cost_known: Mapped[bool] = mapped_column(Boolean)
+    summary_version: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class HoldoutBdRate(Base):
+    """A successful experiment's leaderboard BD-rate (holdout, PSNR-Y) against one baseline."""
+
+    __tablename__ = "holdout_bd_rates"
+    __table_args__ = (Index("ix_holdout_bd_rates_ranking", "encoder", "bd_rate", "created_at"),)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
+    encoder: Mapped[str] = mapped_column(String(20), primary_key=True)
+    bd_rate: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# what a summary shows: the light row, and the few fields of the experiment a post needs
+SUMMARY_COLUMNS = (
+    *(
+        getattr(Summary, name)
+        for name in ExperimentSummary.model_fields
+        if name in Summary.__table__.columns
+    ),
+    Experiment.phase,
+    Experiment.error,
+    Experiment.program_sha256,
+    Experiment.reasoning,
+    Experiment.artifacts,
+)
+
+
+def _summary_rows(record: ExperimentRecord) -> list[Base]:
+    """The summary row and holdout BD-rates written with ``record``."""
+    rows: list[Base] = [
+        Summary(
+            experiment_id=record.experiment_id,
+            campaign_id=record.campaign_id,
+            iteration=record.iteration,
+            status=record.status,
+            program_name=record.program_name,
+            designer=record.designer,
+            created_at=record.created_at,
+            **summarize(record),
+        )
+    ]
+    rows += [
+        HoldoutBdRate(
+            experiment_id=record.experiment_id,
+            encoder=encoder,
+            bd_rate=value,
+            created_at=record.created_at,
+        )
+        for encoder, value in holdout_bd_rates(record).items()
+    ]
+    return rows
+
+
 def _rung_values(rung: Any) -> dict[str, Any]:
     return {name: getattr(rung, name) for name in RUNG_COLUMNS}
 
@@ -297,6 +410,7 @@ class ExperimentStore:
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
             migrate(self.engine)
+            self._summarize_old()
         except (SQLAlchemyError, OSError, ImportError) as exc:
             raise StoreError(
                 f"cannot open the experiment store {self.url}: {_reason(exc)}"
@@ -430,6 +544,28 @@ class ExperimentStore:
                     )
                 )
             session.add(self._to_row(record))
+            session.flush()  # the experiment's row first: the summary rows refer to it
+            session.add_all(_summary_rows(record))
+
+    def _summarize_old(self) -> None:
+        """Write the summaries of experiments stored without one (before summaries existed)
+        or under an older summary version. Usually one indexed query that finds none."""
+        stale = (
+            select(Experiment.id)
+            .outerjoin(Summary, Summary.experiment_id == Experiment.id)
+            .where(or_(Summary.experiment_id.is_(None), Summary.summary_version < SUMMARY_VERSION))
+        )
+        with Session(self.engine) as session:
+            ids = session.scalars(stale).all()
+        if ids:
+            log.warning("summarizing %d experiments written before their summaries", len(ids))
+        for start in range(0, len(ids), SUMMARY_BATCH):
+            batch = ids[start : start + SUMMARY_BATCH]
+            with Session(self.engine) as session, session.begin():
+                for table in (Summary, HoldoutBdRate):
+                    session.execute(delete(table).where(table.experiment_id.in_(batch)))
+                for row in session.scalars(select(Experiment).where(Experiment.id.in_(batch))):
+                    session.add_all(_summary_rows(self._to_record(row)))
 
     def _to_row(self, r: ExperimentRecord) -> Experiment:
         row = Experiment(
@@ -501,6 +637,37 @@ class ExperimentStore:
             program = session.get(Program, program_sha256)
             return program.source if program else None
 
+    def program(self, program_sha256: str) -> ProgramInfo | None:
+        """A program's name and parent, without its source (lineage walks)."""
+        query = select(Program.sha256, Program.name, Program.parent_sha256).where(
+            Program.sha256 == program_sha256
+        )
+        with self._errors("cannot read programs"), self.engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return ProgramInfo.model_validate(dict(row)) if row else None
+
+    def runs(self, program_sha256: str, limit: int = 5) -> tuple[int, list[ProgramRun]]:
+        """(how many experiments ran the program, the newest ``limit`` of them)."""
+        where = Experiment.program_sha256 == program_sha256
+        query = (
+            select(
+                Experiment.id.label("experiment_id"),
+                Experiment.campaign_id,
+                Experiment.iteration,
+                Experiment.status,
+                Summary.program_name,
+                Experiment.created_at,
+            )
+            .join(Summary, Summary.experiment_id == Experiment.id)
+            .where(where)
+            .order_by(Experiment.created_at.desc())
+            .limit(limit)
+        )
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            total = connection.scalar(select(func.count()).select_from(Experiment).where(where))
+            rows = connection.execute(query).mappings().all()
+        return total or 0, [ProgramRun.model_validate(dict(row)) for row in rows]
+
     def list(
         self, *, campaign_id: str | None = None, limit: int | None = None
     ) -> list[ExperimentRecord]:
@@ -512,6 +679,141 @@ class ExperimentStore:
             query = query.limit(limit)
         with self._errors("cannot read experiments"), Session(self.engine) as session:
             return [self._to_record(row) for row in session.scalars(query)]
+
+    # -- the dashboard's queries: summary rows, never whole records -------------------------
+
+    def page(
+        self,
+        *,
+        status: str | None = None,
+        campaign_id: str | None = None,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> tuple[int, list[ExperimentSummary]]:
+        """(how many match, the summaries of ``limit`` of them from ``offset``), newest first."""
+        where = []
+        if status:
+            where.append(Summary.status == status)
+        if campaign_id:
+            where.append(Summary.campaign_id == campaign_id)
+        newest = (Summary.created_at.desc(), Summary.experiment_id.desc())
+        chosen = select(Summary.experiment_id).where(*where).order_by(*newest)
+        query = (  # the page's ids on the narrow table first: deep pages join ten rows only
+            select(*SUMMARY_COLUMNS)
+            .join(Experiment, Experiment.id == Summary.experiment_id)
+            .where(Summary.experiment_id.in_(chosen.offset(offset).limit(limit)))
+            .order_by(*newest)
+        )
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            total = connection.scalar(select(func.count()).select_from(Summary).where(*where))
+            rows = connection.execute(query).mappings().all() if limit > 0 else []
+        return total or 0, [ExperimentSummary.model_validate(dict(row)) for row in rows]
+
+    def leaderboard(self, limit: int = 10) -> list[ExperimentSummary]:
+        """The successful experiments with the lowest leaderboard BD-rate (holdout clips)."""
+        query = (
+            select(*SUMMARY_COLUMNS)
+            .join(Experiment, Experiment.id == Summary.experiment_id)
+            .where(Summary.leaderboard_bd_rate.is_not(None))
+            .order_by(Summary.leaderboard_bd_rate, Summary.created_at)
+            .limit(limit)
+        )
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [ExperimentSummary.model_validate(dict(row)) for row in rows]
+
+    def overview(self) -> Overview:
+        """Counts by status, the best holdout BD-rate per baseline, the lowest bitrate at
+        x265's quality and the LLM spend, each one aggregate query."""
+        spend = select(
+            func.coalesce(func.sum(Summary.llm_calls), 0),
+            func.coalesce(func.sum(Summary.llm_input_tokens), 0),
+            func.coalesce(func.sum(Summary.llm_output_tokens), 0),
+            func.coalesce(func.sum(Summary.llm_cost_usd), 0.0),
+            func.coalesce(func.sum(case((Summary.llm_cost_known == false(), 1), else_=0)), 0),
+        ).where(Summary.llm_calls > 0)  # the index skips a designer that calls no model
+        quality = (
+            select(
+                Summary.x265_quality_kbps,
+                Summary.experiment_id,
+                Summary.program_name,
+                Summary.x265_quality_clip,
+            )
+            .where(Summary.x265_quality_kbps.is_not(None))
+            .order_by(Summary.x265_quality_kbps, Summary.created_at)
+            .limit(1)
+        )
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            by_status = dict(
+                connection.execute(
+                    select(Summary.status, func.count()).group_by(Summary.status)
+                ).all()
+            )
+            calls, inputs, outputs, cost, unknown = connection.execute(spend).one()
+            best = {
+                encoder: self._best_bd_rate(connection, encoder) for encoder in BASELINE_ENCODERS
+            }
+            lowest = connection.execute(quality).first()
+        return Overview(
+            total=sum(by_status.values()),
+            by_status=by_status,
+            best_bd_rate=best,
+            best_x265_quality_kbps=_best(lowest),
+            llm=LlmSpend(
+                calls=calls,
+                input_tokens=inputs,
+                output_tokens=outputs,
+                cost_usd=cost,
+                cost_known=not unknown,
+            ),
+        )
+
+    @staticmethod
+    def _best_bd_rate(connection: Any, encoder: str) -> Best | None:
+        query = (
+            select(HoldoutBdRate.bd_rate, HoldoutBdRate.experiment_id, Summary.program_name)
+            .join(Summary, Summary.experiment_id == HoldoutBdRate.experiment_id)
+            .where(HoldoutBdRate.encoder == encoder)
+            .order_by(HoldoutBdRate.bd_rate, HoldoutBdRate.created_at)
+            .limit(1)
+        )
+        return _best(connection.execute(query).first())
+
+    def progress(
+        self, *, campaign_id: str | None = None, campaigns: int = 10
+    ) -> list[CampaignProgress]:
+        """Per campaign (the ``campaigns`` started last, or one), its experiments' headline
+        figures in iteration order: the overview's charts."""
+        started = select(Campaign.id, Campaign.created_at).order_by(Campaign.created_at.desc())
+        started = (
+            started.where(Campaign.id == campaign_id) if campaign_id else started.limit(campaigns)
+        )
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            chosen = dict(connection.execute(started).all())
+            if campaign_id:
+                chosen.setdefault(campaign_id, None)
+            points = connection.execute(
+                select(
+                    Summary.campaign_id,
+                    Summary.experiment_id,
+                    Summary.iteration,
+                    Summary.status,
+                    Summary.program_name,
+                    Summary.created_at,
+                    Summary.headline_kbps.label("kbps"),
+                    Summary.headline_psnr_y.label("psnr_y"),
+                    Summary.headline_bd_rate_x265.label("bd_rate_x265"),
+                )
+                .where(Summary.campaign_id.in_(chosen))
+                .order_by(Summary.iteration, Summary.created_at)
+            ).mappings()
+            series: dict[str, list[ProgressPoint]] = {key: [] for key in chosen}
+            for point in points:
+                series[point["campaign_id"]].append(ProgressPoint.model_validate(dict(point)))
+        return [
+            CampaignProgress(campaign_id=key, started_at=chosen[key], points=series[key])
+            for key in chosen
+        ]
 
     @staticmethod
     def _to_record(row: Experiment) -> ExperimentRecord:
@@ -573,3 +875,15 @@ class ExperimentStore:
             versions=row.versions,
             created_at=row.created_at,
         )
+
+
+def _best(row: Any) -> Best | None:
+    """A (value, experiment id, program name[, clip]) row as :class:`Best`."""
+    if row is None:
+        return None
+    return Best(
+        value=row[0],
+        experiment_id=row[1],
+        program_name=row[2],
+        clip=row[3] if len(row) > 3 else None,
+    )

@@ -10,8 +10,14 @@ serve. In short:
 - ``PK=EXP#<id>, SK=RESULT#<wid>#<n>`` / ``BASELINE#<wid>#<n>`` / ``PHASE#<wid>#<n>``: one
   item per result (clip and quality), per baseline curve and per phase. ``wid`` names the
   write: a reader takes only the children whose ``wid`` is the header's.
-- ``PK=PROGRAM#<sha256>, SK=PROGRAM``: a program's source and lineage (``parent_sha256``).
+- ``PK=PROGRAM#<sha256>, SK=PROGRAM``: a program's source and lineage (``parent_sha256``);
+  ``SK=RUN#<created_at>#<experiment id>``: an experiment that ran it (version histories).
 - ``PK=CAMPAIGN#<id>, SK=META``: a campaign; ``SK=ITER#<n>`` claims an iteration once.
+- ``PK=EXP#<id>, SK=RANK#<figure>``: a successful experiment's place in a ranking (its
+  holdout BD-rate per baseline, its leaderboard BD-rate, its bitrate at x265's quality),
+  sorted in ``GSI2`` so a best value or a top ten is one Query.
+- ``PK=STATS, SK=TOTALS`` / ``SK=CAMPAIGN#<id>``: counters (experiments by status, LLM
+  spend) that each save adds to in its transaction: counts without reading every header.
 
 Credentials come only from the standard AWS chain (environment, config files, instance
 roles); nothing here prints or stores them. Importing this module needs boto3 (the
@@ -27,9 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
+import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +70,21 @@ from codeclab.record import (
 )
 from codeclab.store.db import StoreError, StoreUnavailable
 from codeclab.store.outbox import Outbox, default_outbox_dir
+from codeclab.store.summary import (
+    BASELINE_ENCODERS,
+    STATUSES,
+    SUMMARY_VERSION,
+    Best,
+    CampaignProgress,
+    ExperimentSummary,
+    LlmSpend,
+    Overview,
+    ProgramInfo,
+    ProgramRun,
+    ProgressPoint,
+    holdout_bd_rates,
+    summarize,
+)
 
 ENDPOINT_ENV = "CODECLAB_DYNAMODB_ENDPOINT_URL"
 TABLE_SUFFIX = "codeclab"
@@ -75,7 +99,14 @@ INDEXES = {  # index name -> (partition key, sort key); every key attribute is a
 }
 ID_BUCKET = 2  # characters of the id in GSI4PK: prefixes at least this long are one Query
 FRAME_FIELDS = tuple(FrameMetrics.model_fields)
-HEADLINE = ("kbps", "psnr_y", "ssim_y", "ms_ssim_y", "bd_rate_x265")
+SUMMARY_ATTRIBUTES = tuple(ExperimentSummary.model_fields)
+PROGRESS_ATTRIBUTES = (
+    *("experiment_id", "iteration", "status", "program_name", "created_at"),
+    *("headline_kbps", "headline_psnr_y", "headline_bd_rate_x265"),
+)
+COUNTERS = ("llm_calls", "llm_input_tokens", "llm_output_tokens", "llm_cost_usd")
+CONFLICT_RETRIES = 4  # a transaction cancelled by a concurrent one (the shared counters)
+STATS = "STATS"  # the partition of the counters and of the summaries' version marker
 # error codes that say the service, not this request, is the problem (after retries)
 DOWN_CODES = frozenset(
     {
@@ -160,6 +191,28 @@ def _time_key(created_at: datetime, unique: str) -> str:
     return f"{created_at.isoformat()}#{unique}"
 
 
+def _sortable(value: float) -> str:
+    """A finite float as 16 hex digits that sort as the numbers do (index keys are strings):
+    the IEEE 754 bits, with the sign bit flipped for positives and every bit for negatives."""
+    bits = struct.unpack(">Q", struct.pack(">d", value))[0]
+    bits = bits ^ 0xFFFF_FFFF_FFFF_FFFF if bits >> 63 else bits | 1 << 63
+    return f"{bits:016x}"
+
+
+def _rankings(
+    record: ExperimentRecord, summary: dict[str, Any]
+) -> dict[str, tuple[float, str | None]]:
+    """The rankings a record enters: name -> (value, clip); lower is better in each."""
+    ranks: dict[str, tuple[float, str | None]] = {
+        f"bd#{encoder}": (value, None) for encoder, value in holdout_bd_rates(record).items()
+    }
+    if summary["leaderboard_bd_rate"] is not None:
+        ranks["leaderboard"] = (summary["leaderboard_bd_rate"], None)
+    if summary["x265_quality_kbps"] is not None:
+        ranks["x265-quality-kbps"] = (summary["x265_quality_kbps"], summary["x265_quality_clip"])
+    return {name: rank for name, rank in ranks.items() if math.isfinite(rank[0])}
+
+
 # --- the store -----------------------------------------------------------------------------
 
 
@@ -201,6 +254,7 @@ class DynamoStore:
             raise StoreError(f"cannot open the experiment store {self._where}: {exc}") from exc
         with self._errors("cannot open the experiment store"):
             self._ensure_table()
+            self._summarize_old()
 
     @classmethod
     def from_url(cls, url: str, *, outbox_dir: Path | str | None = None) -> DynamoStore:
@@ -320,8 +374,11 @@ class DynamoStore:
         newest_first: bool = False,
         sort_prefix: str | None = None,
         limit: int | None = None,
+        attributes: tuple[str, ...] = (),
+        status: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Items of one partition of an index, in sort-key order (the dashboard's queries)."""
+        """Items of one partition of an index, in sort-key order (the dashboard's queries):
+        only ``attributes`` when given, only experiments of ``status`` when given."""
         pk, sk = INDEXES[index]
         condition = "#pk = :pk"
         names, values = {"#pk": pk}, {":pk": partition}
@@ -331,12 +388,21 @@ class DynamoStore:
         kwargs: dict[str, Any] = {
             "IndexName": index,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": self._ser(values),
             "ScanIndexForward": not newest_first,
         }
-        if limit:
+        if attributes:
+            projected = {f"#p{n}": name for n, name in enumerate(attributes)}
+            names |= projected
+            kwargs["ProjectionExpression"] = ", ".join(projected)
+        if status is not None:  # applied after Limit by DynamoDB: we stop at ``limit`` ourselves
+            names["#status"], values[":status"] = "status", status
+            kwargs["FilterExpression"] = "#status = :status"
+        elif limit:
             kwargs["Limit"] = limit
+        kwargs |= {
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": self._ser(values),
+        }
         for n, item in enumerate(self._query(**kwargs), start=1):
             yield item
             if limit and n >= limit:
@@ -466,6 +532,7 @@ class DynamoStore:
             )
         header = self._header(record, pk, wid, children)
         final.append(self._put(header))
+        final += self._summary_writes(record, header)
         sizes = [_size(c) for c in children]
         if (
             len(final) + len(children) <= MAX_TRANSACTION_ITEMS
@@ -489,10 +556,15 @@ class DynamoStore:
                 batch_bytes += size
         for batch in batches:
             self._transact(batch)
-        try:
-            self._transact(final)
-        except self.client.exceptions.TransactionCanceledException as exc:
-            self._after_cancel(record, pk, wid, claim, children if batches else [], exc)
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self._transact(final)
+                return
+            except self.client.exceptions.TransactionCanceledException as exc:
+                if not _conflict(exc) or attempt == CONFLICT_RETRIES:
+                    self._after_cancel(record, pk, wid, claim, children if batches else [], exc)
+                    return
+                time.sleep(0.05 * 2**attempt)  # another save updated the counters meanwhile
 
     def _after_cancel(
         self,
@@ -586,7 +658,7 @@ class DynamoStore:
             "wid": wid,
             "children": len(children),
             "baseline_encoders": sorted(r.baselines),
-            **{f"headline_{k}": v for k, v in r.headline().items()},
+            **summarize(r),
             "GSI1PK": "EXP",
             "GSI1SK": time_key,
             "GSI3PK": f"STATUS#{r.status}",
@@ -598,6 +670,260 @@ class DynamoStore:
             order = f"{r.iteration:010d}" if r.iteration is not None else f"~{time_key}"
             header |= {"GSI2PK": f"CAMPAIGN#{r.campaign_id}", "GSI2SK": f"ITER#{order}"}
         return header
+
+    def _summary_writes(
+        self,
+        record: ExperimentRecord,
+        summary: dict[str, Any],
+        previous: dict[str, Any] | None = None,
+        stale_ranks: tuple[str, ...] = (),
+    ) -> list[dict[str, Any]]:
+        """The rank items and counter updates that go with a summary, in its transaction.
+
+        ``previous``: the summary the header had (re-summarizing), already counted: only
+        the change is added. ``stale_ranks``: rank items of that summary to delete.
+        """
+        pk = f"EXP#{record.experiment_id}"
+        time_key = _time_key(record.created_at, record.experiment_id)
+        ranks = _rankings(record, summary)
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": self._ser(
+                        {
+                            "PK": pk,
+                            "SK": f"RANK#{name}",
+                            "type": "rank",
+                            "experiment_id": record.experiment_id,
+                            "program_name": record.program_name,
+                            "value": value,
+                            "clip": clip,
+                            "GSI2PK": f"RANK#{name}",
+                            "GSI2SK": f"{_sortable(value)}#{time_key}",
+                        }
+                    ),
+                }
+            }
+            for name, (value, clip) in ranks.items()
+        ]
+        writes += [
+            {"Delete": {"TableName": self.table, "Key": self._ser({"PK": pk, "SK": sk})}}
+            for sk in stale_ranks
+            if sk.removeprefix("RANK#") not in ranks
+        ]
+        writes.append(  # the program's partition lists the experiments that ran it
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": self._ser(
+                        {
+                            "PK": f"PROGRAM#{record.program_sha256}",
+                            "SK": f"RUN#{time_key}",
+                            "type": "run",
+                            "experiment_id": record.experiment_id,
+                            "campaign_id": record.campaign_id,
+                            "iteration": record.iteration,
+                            "status": record.status,
+                            "program_name": record.program_name,
+                            "created_at": record.created_at.isoformat(),
+                        }
+                    ),
+                }
+            }
+        )
+        counts = _counts(summary, record.status)
+        if previous is not None:
+            before = _counts(previous, record.status)
+            counts = {name: counts[name] - before[name] for name in counts}
+        for sk in ("TOTALS", *([f"CAMPAIGN#{record.campaign_id}"] if record.campaign_id else [])):
+            update = _add_expression(counts)
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._ser({"PK": STATS, "SK": sk}),
+                        **update,
+                        "ExpressionAttributeValues": self._ser(update["ExpressionAttributeValues"]),
+                    }
+                }
+            )
+        return writes
+
+    # --- summaries of experiments written before them ------------------------------------
+
+    def _summarize_old(self) -> None:
+        """Summarize the experiments written before summaries existed (or under an older
+        version), once per table: a marker item says it is done."""
+        marker = self._get_item(STATS, "SUMMARIES")
+        if marker is not None and marker.get("version", 0) >= SUMMARY_VERSION:
+            return
+        headers = self._query_index("GSI1", "EXP", attributes=("experiment_id", "summary_version"))
+        for item in list(headers):
+            if (item.get("summary_version") or 0) < SUMMARY_VERSION:
+                self._resummarize(item["experiment_id"])
+        self.client.put_item(
+            TableName=self.table,
+            Item=self._ser({"PK": STATS, "SK": "SUMMARIES", "version": SUMMARY_VERSION}),
+        )
+
+    def _resummarize(self, experiment_id: str) -> None:
+        pk = f"EXP#{experiment_id}"
+        header, record = self._get_item(pk, "HEADER"), self._load(experiment_id)
+        if header is None or record is None:
+            return
+        summary = summarize(record)
+        old_version = header.get("summary_version")
+        stale = tuple(
+            item["SK"]
+            for item in self._query(
+                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :rank)",
+                ExpressionAttributeNames={"#pk": "PK", "#sk": "SK"},
+                ExpressionAttributeValues=self._ser({":pk": pk, ":rank": "RANK#"}),
+                ProjectionExpression="#sk",
+            )
+        )
+        update = _update_expression(summary)
+        names = update["ExpressionAttributeNames"] | {"#version": "summary_version"}
+        values = update["ExpressionAttributeValues"]
+        condition = "attribute_exists(PK) AND attribute_not_exists(#version)"
+        if old_version is not None:
+            condition = "attribute_exists(PK) AND #version = :old_version"
+            values = values | {":old_version": old_version}
+        header_update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._ser({"PK": pk, "SK": "HEADER"}),
+                "UpdateExpression": update["UpdateExpression"],
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": self._ser(values),
+            }
+        }
+        previous = header if old_version is not None else None
+        writes = [header_update, *self._summary_writes(record, summary, previous, stale)]
+        # cancelled: another process summarized it meanwhile
+        with contextlib.suppress(self.client.exceptions.TransactionCanceledException):
+            self._transact(writes)
+
+    # --- the dashboard's queries: summaries, never whole records --------------------------
+
+    def page(
+        self,
+        *,
+        status: str | None = None,
+        campaign_id: str | None = None,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> tuple[int, list[ExperimentSummary]]:
+        """(how many match, the summaries of ``limit`` of them from ``offset``), newest first
+        (within a campaign: by iteration, last first). Counts come from the counters."""
+        if campaign_id:
+            index, partition = "GSI2", f"CAMPAIGN#{campaign_id}"
+        elif status:
+            index, partition = "GSI3", f"STATUS#{status}"
+        else:
+            index, partition = "GSI1", "EXP"
+        with self._errors("cannot read the experiment store"):
+            counts = self._get_item(STATS, f"CAMPAIGN#{campaign_id}" if campaign_id else "TOTALS")
+            items = self._query_index(
+                index,
+                partition,
+                newest_first=True,
+                limit=offset + limit,
+                attributes=SUMMARY_ATTRIBUTES,
+                status=status if campaign_id else None,
+            )
+            summaries = [_summary(item) for item in list(items)[offset:]] if limit > 0 else []
+        total = (counts or {}).get(f"status_{status}" if status else "experiments", 0)
+        return int(total), summaries
+
+    def leaderboard(self, limit: int = 10) -> list[ExperimentSummary]:
+        """The successful experiments with the lowest leaderboard BD-rate (holdout clips)."""
+        with self._errors("cannot read the experiment store"):
+            ranked = self._query_index("GSI2", "RANK#leaderboard", limit=limit)
+            return self._summaries([item["experiment_id"] for item in ranked])
+
+    def _summaries(self, experiment_ids: list[str]) -> list[ExperimentSummary]:
+        """The headers' summaries, in the order of ``experiment_ids`` (BatchGetItem)."""
+        found: dict[str, dict[str, Any]] = {}
+        names = {f"#s{n}": name for n, name in enumerate(SUMMARY_ATTRIBUTES)}
+        for start in range(0, len(experiment_ids), 100):
+            keys = [
+                self._ser({"PK": f"EXP#{experiment_id}", "SK": "HEADER"})
+                for experiment_id in experiment_ids[start : start + 100]
+            ]
+            request = {
+                self.table: {
+                    "Keys": keys,
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    header = self._de(item)
+                    found[header["experiment_id"]] = header
+                request = response.get("UnprocessedKeys") or {}
+        return [_summary(found[i]) for i in experiment_ids if i in found]
+
+    def overview(self) -> Overview:
+        """The counters, and the head of each ranking (one Query each)."""
+        with self._errors("cannot read the experiment store"):
+            totals = self._get_item(STATS, "TOTALS") or {}
+            best = {encoder: self._best(f"bd#{encoder}") for encoder in BASELINE_ENCODERS}
+            lowest = self._best("x265-quality-kbps")
+        by_status = {s: int(totals.get(f"status_{s}", 0)) for s in STATUSES}
+        return Overview(
+            total=int(totals.get("experiments", 0)),
+            by_status={s: n for s, n in by_status.items() if n},
+            best_bd_rate=best,
+            best_x265_quality_kbps=lowest,
+            llm=LlmSpend(
+                calls=totals.get("llm_calls", 0),
+                input_tokens=totals.get("llm_input_tokens", 0),
+                output_tokens=totals.get("llm_output_tokens", 0),
+                cost_usd=totals.get("llm_cost_usd", 0.0),
+                cost_known=not totals.get("llm_cost_unknown", 0),
+            ),
+        )
+
+    def _best(self, ranking: str) -> Best | None:
+        for item in self._query_index("GSI2", f"RANK#{ranking}", limit=1):
+            return Best(
+                value=item["value"],
+                experiment_id=item["experiment_id"],
+                program_name=item["program_name"],
+                clip=item.get("clip"),
+            )
+        return None
+
+    def progress(
+        self, *, campaign_id: str | None = None, campaigns: int = 10
+    ) -> list[CampaignProgress]:
+        """Per campaign (the ``campaigns`` started last, or one), its experiments' headline
+        figures in iteration order: the overview's charts."""
+        with self._errors("cannot read the experiment store"):
+            if campaign_id:
+                meta = self._get_item(f"CAMPAIGN#{campaign_id}", "META") or {}
+                chosen = [(campaign_id, meta.get("created_at"))]
+            else:
+                started = self._query_index("GSI1", "CAMPAIGN", newest_first=True, limit=campaigns)
+                chosen = [(item["id"], item["created_at"]) for item in started]
+            return [
+                CampaignProgress(
+                    campaign_id=key,
+                    started_at=started_at,
+                    points=[
+                        _point(item)
+                        for item in self._query_index(
+                            "GSI2", f"CAMPAIGN#{key}", attributes=PROGRESS_ATTRIBUTES
+                        )
+                    ],
+                )
+                for key, started_at in chosen
+            ]
 
     @staticmethod
     def _children(r: ExperimentRecord, pk: str, wid: str) -> list[dict[str, Any]]:
@@ -705,6 +1031,37 @@ class DynamoStore:
             program = self._get_item(f"PROGRAM#{program_sha256}", "PROGRAM")
             return program["source"] if program else None
 
+    def program(self, program_sha256: str) -> ProgramInfo | None:
+        """A program's name and parent, without its source (lineage walks)."""
+        with self._errors("cannot read the experiment store"):
+            item = self._get_item(f"PROGRAM#{program_sha256}", "PROGRAM")
+        if item is None:
+            return None
+        return ProgramInfo(
+            sha256=program_sha256, name=item["name"], parent_sha256=item.get("parent_sha256")
+        )
+
+    def runs(self, program_sha256: str, limit: int = 5) -> tuple[int, list[ProgramRun]]:
+        """(how many experiments ran the program, the newest ``limit`` of them): the run
+        items of the program's partition, newest first."""
+        condition = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :run)",
+            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+            "ExpressionAttributeValues": self._ser(
+                {":pk": f"PROGRAM#{program_sha256}", ":run": "RUN#"}
+            ),
+        }
+        with self._errors("cannot read the experiment store"):
+            total = sum(
+                page.get("Count", 0)
+                for page in self.client.get_paginator("query").paginate(
+                    TableName=self.table, Select="COUNT", **condition
+                )
+            )
+            items = self._query(**condition, ScanIndexForward=False, Limit=limit)
+            runs = [ProgramRun.model_validate(item) for item in itertools.islice(items, limit)]
+        return total, runs
+
     def list(
         self, *, campaign_id: str | None = None, limit: int | None = None
     ) -> list[ExperimentRecord]:
@@ -739,6 +1096,42 @@ def _update_expression(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": bound,
     }
+
+
+def _add_expression(counts: dict[str, int | float]) -> dict[str, Any]:
+    """An UpdateItem's ADD clause: each counter grows by its value (created at 0)."""
+    names = {f"#c{n}": name for n, name in enumerate(counts)}
+    return {
+        "UpdateExpression": "ADD " + ", ".join(f"#c{n} :c{n}" for n in range(len(counts))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {f":c{n}": value for n, value in enumerate(counts.values())},
+    }
+
+
+def _counts(summary: dict[str, Any], status: str) -> dict[str, int | float]:
+    """What one experiment adds to the counters."""
+    return {
+        "experiments": 1,
+        f"status_{status}": 1,
+        **{name: summary.get(name) or 0 for name in COUNTERS},
+        "llm_cost_unknown": int(not summary.get("llm_cost_known", True)),
+    }
+
+
+def _summary(item: dict[str, Any]) -> ExperimentSummary:
+    return ExperimentSummary.model_validate({k: item[k] for k in SUMMARY_ATTRIBUTES if k in item})
+
+
+def _point(item: dict[str, Any]) -> ProgressPoint:
+    figures = {name: item.get(f"headline_{name}") for name in ("kbps", "psnr_y", "bd_rate_x265")}
+    return ProgressPoint.model_validate(item | figures)
+
+
+def _conflict(exc: BaseException) -> bool:
+    """Cancelled only because a concurrent transaction touched one of its items."""
+    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+    codes = {reason.get("Code") for reason in reasons} - {"None", None}
+    return codes == {"TransactionConflict"}
 
 
 def _code(exc: BaseException) -> str:

@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from codeclab.config import Settings
-from codeclab.web import api, experiment, files, pages
+from codeclab.web import actions, api, charts, experiment, files, pages, visuals
 from codeclab.web.context import Dashboard
 
 HERE = Path(__file__).parent
-ROUTES = (pages, experiment, api, files)
+ROUTES = (pages, experiment, visuals, charts, api, actions, files)
 
 
 def create_app(settings: Settings) -> FastAPI:

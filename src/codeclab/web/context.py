@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,13 @@ from codeclab.store.artifacts import (
 )
 from codeclab.store.db import ExperimentStore
 from codeclab.store.factory import open_experiment_store
+from codeclab.store.summary import ExperimentSummary
+from codeclab.web.campaigns import CampaignProcess
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 10
+Listed = ExperimentRecord | ExperimentSummary  # what lists, posts and the page show
+DOWNLOADS = ("reconstructed", "decoder", "package", "program")
 
 
 def better_worse(value: float | None) -> str:
@@ -40,15 +45,50 @@ def better_worse(value: float | None) -> str:
     return "equal"
 
 
+def bd_note(value: float | None, encoder: str) -> str:
+    """A BD-rate in a sentence that cannot be misread: which way, and how many bits."""
+    if value is None:
+        return "no BD-rate"
+    if value < 0:
+        return f"better: {-value:.2f}% fewer bits than {encoder} for the same PSNR-Y"
+    if value > 0:
+        return f"worse: {value:.2f}% more bits than {encoder} for the same PSNR-Y"
+    return f"equal: as many bits as {encoder} for the same PSNR-Y"
+
+
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:{spec}}{suffix}"
 
 
-def page_of(items: list, page: int) -> tuple[list, int]:
-    pages = max(1, math.ceil(len(items) / PAGE_SIZE))
-    return items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], pages
+def pages_for(total: int) -> int:
+    return max(1, math.ceil(total / PAGE_SIZE))
+
+
+@dataclass
+class Memo:
+    """Query results kept while the store holds as many experiments as when they were made.
+
+    Experiments are only ever added, so their count (one cheap query) says when the
+    overview's figures or a blog page are stale; ``max_age`` bounds what the count cannot
+    see (an artifact deleted or re-created, links drawing near their expiry).
+    """
+
+    max_age: float = 30.0
+    size: int = 64
+    _kept: dict[Hashable, tuple[int, float, Any]] = field(default_factory=dict)
+
+    def get(self, key: Hashable, version: int, compute: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] == version and now - kept[1] < self.max_age:
+            return kept[2]
+        value = compute()
+        if len(self._kept) >= self.size:
+            self._kept.clear()
+        self._kept[key] = (version, now, value)
+        return value
 
 
 @dataclass
@@ -58,6 +98,8 @@ class Dashboard:
     artifacts: ArtifactStore
     templates: Jinja2Templates
     secret: bytes | None  # the HMAC key of local links; None with S3 (presigned URLs)
+    campaigns: CampaignProcess
+    memo: Memo = field(default_factory=Memo)
 
     @classmethod
     def open(cls, settings: Settings) -> Dashboard:
@@ -74,15 +116,24 @@ class Dashboard:
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
         )
-        env.globals.update(fmt=fmt, better_worse=better_worse)
-        return cls(settings, store, artifacts, Jinja2Templates(env=env), secret)
+        env.globals.update(fmt=fmt, better_worse=better_worse, bd_note=bd_note)
+        templates = Jinja2Templates(env=env)
+        return cls(settings, store, artifacts, templates, secret, CampaignProcess(settings))
 
-    def newest_first(self, status: str | None = None, campaign: str | None = None) -> list:
-        records = self.store.list(campaign_id=campaign or None)
-        if status:
-            records = [r for r in records if r.status == status]
-        records.reverse()
-        return records
+    def count(self) -> int:
+        """How many experiments the store holds: the version of everything derived from them."""
+        return self.store.page(limit=0)[0]
+
+    def newest(
+        self, page: int = 1, status: str | None = None, campaign: str | None = None
+    ) -> tuple[int, list[ExperimentSummary]]:
+        """(how many, the summaries of page ``page``), newest first: one indexed query."""
+        return self.store.page(
+            status=status or None,
+            campaign_id=campaign or None,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
 
     def get_record(self, experiment_id: str) -> ExperimentRecord:
         record = self.store.get(experiment_id)
@@ -90,7 +141,7 @@ class Dashboard:
             raise HTTPException(404, f"no experiment {experiment_id!r}")
         return record
 
-    def key_for(self, record: ExperimentRecord, kind: str) -> str | None:
+    def key_for(self, record: Listed, kind: str) -> str | None:
         """The store key of an artifact of ``record`` (``None`` when it was not published)."""
         location = getattr(record.artifacts, kind)
         if location:
@@ -112,11 +163,16 @@ class Dashboard:
         except (ArtifactError, links.LinkError):
             return None
 
-    def downloads(self, record: ExperimentRecord) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            kind: self.link_for(self.key_for(record, kind))
-            for kind in ("reconstructed", "decoder", "package", "program")
-        }
+    def downloads(
+        self, record: Listed, kinds: tuple[str, ...] = DOWNLOADS, bitstreams: bool = True
+    ) -> dict[str, Any]:
+        """Expiring links to the record's artifacts that are in the store (None: absent)."""
+        found: dict[str, Any] = {kind: self.link_for(self.key_for(record, kind)) for kind in kinds}
+        found["bitstreams"] = self._bitstream_links(record) if bitstreams else []
+        found["expires"] = datetime.fromtimestamp(time.time() + self.settings.link_ttl, UTC)
+        return found
+
+    def _bitstream_links(self, record: Listed) -> list[tuple[str, str | None]]:
         bitstreams = []
         for location in record.artifacts.bitstreams:
             try:
@@ -124,10 +180,8 @@ class Dashboard:
             except (ArtifactError, ValueError):
                 continue
             bitstreams.append((key.rsplit("/", 1)[-1], self.link_for(key)))
-        found["bitstreams"] = bitstreams
-        found["expires"] = datetime.fromtimestamp(time.time() + self.settings.link_ttl, UTC)
-        return found
+        return bitstreams
 
     @staticmethod
-    def summary(record: ExperimentRecord) -> dict[str, Any]:
+    def summary(record: Listed) -> dict[str, Any]:
         return {"record": record, "head": record.headline()}

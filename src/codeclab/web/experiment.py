@@ -1,23 +1,129 @@
-"""The experiment page: everything the lab knows about one experiment."""
+"""The experiment page: everything the lab knows about one experiment.
+
+The page is rendered here; its pictures and video come from :mod:`codeclab.web.visuals` and
+its charts' data from :mod:`codeclab.web.charts`. JavaScript only draws the charts and
+drives what a person plays with (the comparison player, the frame stepper).
+"""
 
 from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from codeclab.record import ExperimentRecord, PhaseRecord
+from codeclab.store.transcode import FORMATS, transcode_key
+from codeclab.web.charts import frame_series
 from codeclab.web.context import Dashboard
+from codeclab.web.framecache import FrameCache, Unavailable
+from codeclab.web.lineage import lineage
+from codeclab.web.pictures import HEAT_MAX, legend_gradient
+from codeclab.web.sourcecode import diff_html, program_html, unified_diff
+from codeclab.web.visuals import KINDS
+
+TRANSCODES = {
+    "webm": "WebM, VP9 (CRF 15), lossy",
+    "mp4": "MP4, H.264 (CRF 12), lossy",
+    "y4m": "Y4M, lossless",
+}
+
+
+def timeline(phases: list[PhaseRecord]) -> list[dict[str, Any]]:
+    """Each phase with its share of the experiment's time, for a bar per phase."""
+    total = sum(p.seconds for p in phases)
+    return [
+        {"phase": p, "percent": 100 * p.seconds / total if total else 100 / len(phases)}
+        for p in phases
+    ]
+
+
+def parent_change(dash: Dashboard, record: ExperimentRecord, source: str | None) -> dict:
+    """The diff from the parent program, or why there is none."""
+    if record.parent_sha256 is None:
+        return {"note": "No parent: this program did not come from another one."}
+    parent = dash.store.source(record.parent_sha256)
+    if parent is None or source is None:
+        return {"note": "The parent's or this program's source is not stored: no diff."}
+    diff = unified_diff(parent, source, record.parent_sha256, record.program_sha256)
+    if not diff:
+        return {"note": "Identical to its parent."}
+    return {"diff": diff_html(diff)}
+
+
+def comparison(record: ExperimentRecord, links: dict, sources: dict[str, str | None]) -> dict:
+    """The player's two videos: the source clip and the published reconstruction of its top
+    rung (the first clip at the highest quality, as the lab publishes it), or why not."""
+    if not record.clips or not record.results:
+        return {"reason": "No results: nothing to compare."}
+    clip = record.clips[0]
+    if not links["reconstructed"]:
+        return {"reason": "No published reconstructed video (see the publish-policy phase)."}
+    if sources[clip.sha256]:
+        return {"reason": sources[clip.sha256]}
+    return {
+        "clip": clip,
+        "quality": max(record.qualities),
+        "source": f"/experiments/{record.experiment_id}/source/{quote(clip.name, safe='')}.mp4",
+        "decoded": links["reconstructed"],
+    }
+
+
+def stepper(record: ExperimentRecord, sources: dict[str, str | None]) -> dict | None:
+    """The rungs the stepper offers (in the frames API's order), starting on the published one."""
+    series = frame_series(record)
+    if not series.rungs:
+        return None
+    top = (record.clips[0].name, max(record.qualities))
+    start = next((n for n, r in enumerate(series.rungs) if (r.clip, r.quality) == top), 0)
+    rung = series.rungs[start]
+    return {
+        "rungs": series.rungs,
+        "start": start,
+        "rung": rung,
+        "metrics": rung.frames[0] if rung.frames else None,
+        "images": {kind: rung.images.format(index=0, kind=kind) for kind in KINDS},
+        "source_reason": sources.get(rung.clip_sha256),
+    }
 
 
 def router(dash: Dashboard) -> APIRouter:
     routes = APIRouter()
+    cache = FrameCache(dash.settings, dash.store, dash.artifacts)
 
-    @routes.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+    def source_reason(clip) -> str | None:
+        """Why the clip's source pictures cannot be shown (None: they can, hash-checked)."""
+        try:
+            cache.source(clip)
+        except Unavailable as exc:
+            return exc.reason
+        return None
+
+    @routes.get(
+        "/experiments/{experiment_id}", response_class=HTMLResponse, summary="one experiment"
+    )
     def experiment(request: Request, experiment_id: str) -> HTMLResponse:
         record = dash.get_record(experiment_id)
+        links = dash.downloads(record)
+        source = dash.store.source(record.program_sha256)
+        sources = {clip.sha256: source_reason(clip) for clip in record.clips}
         context = {
             **dash.summary(record),
-            "links": dash.downloads(record),
-            "source": dash.store.source(record.program_sha256),
+            "links": links,
+            "source": program_html(source) if source is not None else None,
+            "parent": parent_change(dash, record, source),
+            "ancestors": lineage(dash.store, record),
+            "sources": sources,
+            "compare": comparison(record, links, sources),
+            "stepper": stepper(record, sources),
+            "heat": {"max": HEAT_MAX, "gradient": legend_gradient()},
+            "timeline": timeline(record.phases),
+            "transcodes": [
+                (TRANSCODES.get(fmt, fmt), link)
+                for fmt in FORMATS
+                if (link := dash.link_for(transcode_key(record.experiment_id, fmt)))
+            ],
         }
         return dash.templates.TemplateResponse(request, "experiment.html", context)
 

@@ -1,0 +1,218 @@
+"""How fast is the dashboard on a lab with 10,000 experiments?
+
+    .venv/bin/python benchmarks/bench_web.py [--experiments N] [--clients C] [--requests R]
+                                             [--routes ROUTE ...] [--home DIR] [--json]
+
+1. A real campaign (two iterations on a 96x64, 4-frame window of the sample clip, x265 as
+   the baseline) fills a SQLite store; its records are then cloned, through ``store.save``
+   (the rows a campaign writes, summaries included), with new ids, campaigns of 100
+   iterations and one second apart, up to N experiments. ``--home`` keeps the filled lab
+   for the next run (filling takes minutes; a lab that has N experiments is reused).
+2. ``codeclab serve`` runs in its own process on 127.0.0.1.
+3. For each route (``/``, ``/blog``, ``/experiments/{id}`` with a random experiment each
+   time), C clients send R requests in all, concurrently over keep-alive connections
+   (httpx, asyncio), after a warm-up; each request's latency is measured by the client.
+
+Prints p50, p95 and max latency and the throughput per route (the goal: p95 under 100 ms
+with 20 clients), and the machine; ``--json`` prints one JSON object instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from codeclab.campaign import run_campaign
+from codeclab.config import SAMPLE_CLIP, Settings
+from codeclab.media import load_clip, write_y4m
+from codeclab.store.artifacts import open_artifact_store
+from codeclab.store.factory import open_experiment_store
+
+PER_CAMPAIGN = 100
+ROUTES = ("/", "/blog", "/experiments/{id}")
+
+
+def small_clip(directory: Path) -> Path:
+    """A 96x64 window of the sample's first four frames, where cars move."""
+    sample = load_clip(SAMPLE_CLIP)
+    x, y, w, h = 112, 96, 96, 64
+    window = [
+        (
+            np.ascontiguousarray(luma[y : y + h, x : x + w]),
+            np.ascontiguousarray(u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]),
+            np.ascontiguousarray(v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]),
+        )
+        for luma, u, v in sample.frames[:4]
+    ]
+    return write_y4m(directory / "cars_96x64.y4m", window, sample.fps)
+
+
+def fill(home: Path, experiments: int) -> tuple[list[str], float]:
+    """The lab's experiment ids (filled now unless ``home`` has enough) and the fill time."""
+    settings = Settings(home=home, database_url=None)
+    store = open_experiment_store(settings.db_url, outbox_dir=settings.outbox_dir)
+    total, _ = store.page(limit=1)
+    started = time.perf_counter()
+    if total < experiments:
+        if total == 0:
+            clip = small_clip(home)
+            settings = Settings(
+                home=home, clips=[clip], iterations=2, qualities=[30, 70], baselines=["x265"]
+            )
+            run_campaign(settings, [load_clip(clip)], store, open_artifact_store(settings))
+        real = store.list()[:2]
+        sources = {r.program_sha256: store.source(r.program_sha256) or "" for r in real}
+        done, _ = store.page(limit=1)
+        first = real[0].created_at
+        for n in range(done, experiments):
+            campaign = f"bench-{n // PER_CAMPAIGN:04d}"
+            if n % PER_CAMPAIGN == 0:
+                store.add_campaign(campaign, "evolve", n, PER_CAMPAIGN, {})
+            original = real[n % len(real)]
+            store.save(
+                original.model_copy(
+                    update={
+                        "experiment_id": f"{n:08x}-0000-4000-8000-bench0000000",
+                        "campaign_id": campaign,
+                        "iteration": n % PER_CAMPAIGN + 1,
+                        "created_at": first + timedelta(seconds=n + 1),
+                    }
+                ),
+                sources[original.program_sha256],
+            )
+    seconds = time.perf_counter() - started
+    ids = [s.experiment_id for s in store.page(limit=experiments + 10)[1]]
+    return ids, seconds
+
+
+def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {"CODECLAB_HOME": str(home), "CODECLAB_CONFIG": os.devnull}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "codeclab", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{base}/api/campaigns/current", timeout=5)
+            return server, base
+        except httpx.TransportError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the dashboard did not start") from None
+            time.sleep(0.1)
+
+
+async def load(base: str, route: str, ids: list[str], clients: int, requests: int) -> dict:
+    """``requests`` requests of ``route`` by ``clients`` concurrent clients: latencies."""
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(range(requests))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def one_client() -> None:
+            nonlocal failures
+            for _ in queue:
+                path = route.format(id=random.choice(ids))
+                started = time.perf_counter()
+                answer = await client.get(path)
+                latencies.append(time.perf_counter() - started)
+                failures += answer.status_code != 200
+
+        for path in {route.format(id=i) for i in ids[:3]}:  # warm-up: templates, caches
+            await client.get(path)
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        wall = time.perf_counter() - started
+    ms = sorted(1000 * t for t in latencies)
+    return {
+        "route": route,
+        "requests": len(ms),
+        "failures": failures,
+        "p50_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1),
+        "max_ms": round(ms[-1], 1),
+        "per_second": round(len(ms) / wall, 1),
+    }
+
+
+def machine() -> dict:
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=1000, help="per route")
+    parser.add_argument("--routes", nargs="+", default=ROUTES, help=f"default: {' '.join(ROUTES)}")
+    parser.add_argument("--home", type=Path, help="keep (and reuse) the filled lab here")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="codeclab-bench-web-")) / "lab"
+    home.mkdir(parents=True, exist_ok=True)
+    ids, fill_s = fill(home.resolve(), args.experiments)
+    server, base = serve(home.resolve())
+    try:
+        results = [
+            asyncio.run(load(base, route, ids, args.clients, args.requests))
+            for route in args.routes
+        ]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report = {
+        "experiments": len(ids),
+        "clients": args.clients,
+        "fill_seconds": round(fill_s, 1),
+        "routes": results,
+        "goal_p95_ms": 100,
+        "machine": machine(),
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{len(ids)} experiments (filled in {fill_s:.0f} s), {args.clients} clients")
+    for r in results:
+        print(
+            f"{r['route']:<20} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  "
+            f"max {r['max_ms']:7.1f} ms  {r['per_second']:6.1f}/s  "
+            f"({r['requests']} requests, {r['failures']} failed)"
+        )
+    print(f"machine: {report['machine']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The data of the experiment page's charts, as JSON twins, and the chart library itself.
+
+``/api/experiments/{id}/rd``: per clip, this experiment's RD points and each baseline's;
+``/api/experiments/{id}/frames``: per rung, the metrics of every frame. Plotly's JavaScript
+is served from the installed ``plotly`` package, never from a CDN.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from codeclab.record import ExperimentRecord, FrameMetrics, Rung
+from codeclab.web.context import Dashboard
+
+PLOTLY = files("plotly") / "package_data" / "plotly.min.js"
+
+
+class RdPoint(BaseModel):
+    """One encode: its rate and the scores of its decode (averages over the clip's frames)."""
+
+    quality: int | None = Field(None, description="this program's quality setting")
+    crf: int | None = Field(None, description="a baseline encoder's CRF")
+    kbps: float
+    psnr_y: float
+    psnr_yuv: float
+    ssim_y: float
+    ms_ssim_y: float | None = None
+    vmaf: float | None = None
+
+
+class RdSeries(BaseModel):
+    name: str
+    kind: Literal["experiment", "baseline"]
+    settings: dict[str, Any] = Field(default_factory=dict, description="a baseline's settings")
+    points: list[RdPoint] = Field(description="sorted by rate")
+
+
+class RdClip(BaseModel):
+    clip: str
+    clip_sha256: str
+    split: str
+    series: list[RdSeries]
+
+
+class RdCurves(BaseModel):
+    experiment_id: str
+    clips: list[RdClip]
+
+
+class FrameRow(FrameMetrics):
+    index: int = Field(description="frame index, counting from 0")
+
+
+class FrameRung(BaseModel):
+    clip: str
+    clip_sha256: str
+    quality: int
+    count: int = Field(description="frames in the rung (``frames`` is empty in old records)")
+    width: int
+    height: int
+    kbps: float
+    decoded_sha256: str
+    images: str = Field(
+        description="URL template of the rung's frame pictures: fill in {index} (from 0) and "
+        "{kind} (source, decoded or heatmap)"
+    )
+    frames: list[FrameRow]
+
+
+class FrameSeries(BaseModel):
+    experiment_id: str
+    rungs: list[FrameRung]
+
+
+def _point(rung: Rung, **setting: int) -> RdPoint:
+    measured = RdPoint.model_fields.keys() - {"quality", "crf"}
+    return RdPoint(**{name: getattr(rung, name) for name in measured}, **setting)
+
+
+def rd_curves(record: ExperimentRecord) -> RdCurves:
+    clips = []
+    for clip in record.clips:
+        mine = [r for r in record.results if r.clip_sha256 == clip.sha256]
+        series = [
+            RdSeries(
+                name="this experiment",
+                kind="experiment",
+                points=[_point(r, quality=r.quality) for r in sorted(mine, key=lambda r: r.kbps)],
+            )
+        ]
+        for encoder, curves in record.baselines.items():
+            for curve in curves:
+                if curve.clip_sha256 != clip.sha256:
+                    continue
+                rungs = sorted(curve.rungs, key=lambda r: r.kbps)
+                series.append(
+                    RdSeries(
+                        name=f"{encoder} ({curve.version})",
+                        kind="baseline",
+                        settings=curve.settings,
+                        points=[_point(r, crf=r.crf) for r in rungs],
+                    )
+                )
+        clips.append(
+            RdClip(clip=clip.name, clip_sha256=clip.sha256, split=clip.split, series=series)
+        )
+    return RdCurves(experiment_id=record.experiment_id, clips=clips)
+
+
+def frame_series(record: ExperimentRecord) -> FrameSeries:
+    base = f"/experiments/{record.experiment_id}/frames"
+    rungs = [
+        FrameRung(
+            clip=r.clip,
+            clip_sha256=r.clip_sha256,
+            quality=r.quality,
+            count=r.frames,
+            width=r.width,
+            height=r.height,
+            kbps=r.kbps,
+            decoded_sha256=r.decoded_sha256,
+            images=f"{base}/{quote(r.clip, safe='')}/{r.quality}/{{index}}/{{kind}}.png",
+            frames=[FrameRow(index=n, **f.model_dump()) for n, f in enumerate(r.per_frame)],
+        )
+        for r in sorted(record.results, key=lambda r: (r.clip, r.quality))
+    ]
+    return FrameSeries(experiment_id=record.experiment_id, rungs=rungs)
+
+
+def router(dash: Dashboard) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/api/experiments/{experiment_id}/rd", summary="RD curves against the baselines")
+    def api_rd(experiment_id: str) -> RdCurves:
+        return rd_curves(dash.get_record(experiment_id))
+
+    @routes.get("/api/experiments/{experiment_id}/frames", summary="per-frame metrics per rung")
+    def api_frames(experiment_id: str) -> FrameSeries:
+        return frame_series(dash.get_record(experiment_id))
+
+    @routes.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly() -> FileResponse:
+        headers = {"Cache-Control": "public, max-age=86400"}
+        return FileResponse(str(PLOTLY), media_type="text/javascript", headers=headers)
+
+    return routes
