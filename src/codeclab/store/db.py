@@ -141,7 +141,11 @@ class Campaign(Base):
 class Experiment(Base):
     __tablename__ = "experiments"
     # a campaign's iteration is written once: a resumed campaign cannot count one twice
-    __table_args__ = (UniqueConstraint("campaign_id", "iteration"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "iteration"),
+        # a program's newest runs (the version history) without sorting all its runs
+        Index("ix_experiments_program_sha256_created_at", "program_sha256", "created_at"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     iteration: Mapped[int | None] = mapped_column(Integer)
@@ -646,9 +650,8 @@ class ExperimentStore:
             row = connection.execute(query).mappings().first()
         return ProgramInfo.model_validate(dict(row)) if row else None
 
-    def runs(self, program_sha256: str, limit: int = 5) -> tuple[int, list[ProgramRun]]:
-        """(how many experiments ran the program, the newest ``limit`` of them)."""
-        where = Experiment.program_sha256 == program_sha256
+    def runs(self, program_sha256: str, limit: int = 5) -> list[ProgramRun]:
+        """The newest ``limit`` experiments that ran the program, newest first."""
         query = (
             select(
                 Experiment.id.label("experiment_id"),
@@ -659,14 +662,13 @@ class ExperimentStore:
                 Experiment.created_at,
             )
             .join(Summary, Summary.experiment_id == Experiment.id)
-            .where(where)
+            .where(Experiment.program_sha256 == program_sha256)
             .order_by(Experiment.created_at.desc())
             .limit(limit)
         )
         with self._errors("cannot read experiments"), self.engine.connect() as connection:
-            total = connection.scalar(select(func.count()).select_from(Experiment).where(where))
             rows = connection.execute(query).mappings().all()
-        return total or 0, [ProgramRun.model_validate(dict(row)) for row in rows]
+        return [ProgramRun.model_validate(dict(row)) for row in rows]
 
     def list(
         self, *, campaign_id: str | None = None, limit: int | None = None

@@ -1041,26 +1041,20 @@ class DynamoStore:
             sha256=program_sha256, name=item["name"], parent_sha256=item.get("parent_sha256")
         )
 
-    def runs(self, program_sha256: str, limit: int = 5) -> tuple[int, list[ProgramRun]]:
-        """(how many experiments ran the program, the newest ``limit`` of them): the run
-        items of the program's partition, newest first."""
-        condition = {
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :run)",
-            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
-            "ExpressionAttributeValues": self._ser(
-                {":pk": f"PROGRAM#{program_sha256}", ":run": "RUN#"}
-            ),
-        }
+    def runs(self, program_sha256: str, limit: int = 5) -> list[ProgramRun]:
+        """The newest ``limit`` experiments that ran the program: the run items of the
+        program's partition, newest first."""
         with self._errors("cannot read the experiment store"):
-            total = sum(
-                page.get("Count", 0)
-                for page in self.client.get_paginator("query").paginate(
-                    TableName=self.table, Select="COUNT", **condition
-                )
+            items = self._query(
+                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :run)",
+                ExpressionAttributeNames={"#pk": "PK", "#sk": "SK"},
+                ExpressionAttributeValues=self._ser(
+                    {":pk": f"PROGRAM#{program_sha256}", ":run": "RUN#"}
+                ),
+                ScanIndexForward=False,
+                Limit=limit,
             )
-            items = self._query(**condition, ScanIndexForward=False, Limit=limit)
-            runs = [ProgramRun.model_validate(item) for item in itertools.islice(items, limit)]
-        return total, runs
+            return [ProgramRun.model_validate(item) for item in itertools.islice(items, limit)]
 
     def list(
         self, *, campaign_id: str | None = None, limit: int | None = None

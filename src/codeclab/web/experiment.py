@@ -20,7 +20,7 @@ from codeclab.web.context import Dashboard
 from codeclab.web.framecache import FrameCache, Unavailable
 from codeclab.web.lineage import lineage
 from codeclab.web.pictures import HEAT_MAX, legend_gradient
-from codeclab.web.sourcecode import diff_html, program_html, unified_diff
+from codeclab.web.sourcecode import change_html, program_html
 from codeclab.web.visuals import KINDS
 
 TRANSCODES = {
@@ -46,10 +46,10 @@ def parent_change(dash: Dashboard, record: ExperimentRecord, source: str | None)
     parent = dash.store.source(record.parent_sha256)
     if parent is None or source is None:
         return {"note": "The parent's or this program's source is not stored: no diff."}
-    diff = unified_diff(parent, source, record.parent_sha256, record.program_sha256)
+    diff = change_html(parent, source, record.parent_sha256, record.program_sha256)
     if not diff:
         return {"note": "Identical to its parent."}
-    return {"diff": diff_html(diff)}
+    return {"diff": diff}
 
 
 def comparison(record: ExperimentRecord, links: dict, sources: dict[str, str | None]) -> dict:

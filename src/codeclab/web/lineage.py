@@ -21,7 +21,7 @@ class Ancestor:
     program_sha256: str
     name: str | None = None  # None: the store does not hold this program
     runs: list[ProgramRun] = field(default_factory=list)  # newest first, at most RUNS_SHOWN
-    total_runs: int = 0
+    more: bool = False  # older runs exist
 
 
 @dataclass
@@ -40,9 +40,14 @@ def lineage(store, record: ExperimentRecord) -> Lineage:
             return Lineage(ancestors, truncated=True)
         seen.add(current)
         program = store.program(current)
-        total, runs = store.runs(current, RUNS_SHOWN)
+        runs = store.runs(current, RUNS_SHOWN + 1)
         ancestors.append(
-            Ancestor(current, program.name if program else None, runs, total_runs=total)
+            Ancestor(
+                current,
+                program.name if program else None,
+                runs[:RUNS_SHOWN],
+                more=len(runs) > RUNS_SHOWN,
+            )
         )
         parent = record.parent_sha256 if len(ancestors) == 1 else None
         current = parent or (program.parent_sha256 if program else None)

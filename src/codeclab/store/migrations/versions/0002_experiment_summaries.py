@@ -1,7 +1,8 @@
 """Experiment summaries: a light row per experiment and its holdout BD-rate per baseline.
 
 The dashboard lists, counts and ranks experiments from these tables instead of loading
-every record. The tables start empty; the store fills them for the experiments already
+every record; an index on experiments (program, time) lists the newest runs of a program
+(the version history). The tables start empty; the store fills them for the experiments already
 there when it opens (``ExperimentStore._summarize_old``: the figures are the record's,
 computed by the code that reads records, not frozen here). Tables that already exist (a
 database made by ``create_all``) are adopted, as in 0001.
@@ -25,7 +26,14 @@ depends_on: str | None = None
 def schema() -> sa.MetaData:
     """The tables this revision adds, as they are at this revision."""
     metadata = sa.MetaData()
-    sa.Table("experiments", metadata, sa.Column("id", sa.String(length=36), primary_key=True))
+    sa.Table(
+        "experiments",
+        metadata,
+        sa.Column("id", sa.String(length=36), primary_key=True),
+        sa.Column("program_sha256", sa.String(length=64)),
+        sa.Column("created_at", sa.DateTime(timezone=True)),
+        sa.Index(PROGRAM_RUNS, "program_sha256", "created_at"),
+    )
     sa.Table(
         "experiment_summaries",
         metadata,
@@ -79,6 +87,7 @@ def schema() -> sa.MetaData:
 
 
 NEW_TABLES = ("experiment_summaries", "holdout_bd_rates")
+PROGRAM_RUNS = "ix_experiments_program_sha256_created_at"
 
 
 def upgrade() -> None:
@@ -95,8 +104,11 @@ def upgrade() -> None:
         for index in table.indexes:
             if index.name not in indexed:
                 index.create(bind)
+    if PROGRAM_RUNS not in {index["name"] for index in inspector.get_indexes("experiments")}:
+        op.create_index(PROGRAM_RUNS, "experiments", ["program_sha256", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(PROGRAM_RUNS, "experiments")
     for name in reversed(NEW_TABLES):
         op.drop_table(name)
