@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from codeclab.config import SAMPLE_CLIP, load_settings
+from codeclab.evaluate.bench import machine as describe_machine
 from codeclab.media import load_clip
 from codeclab.runner import Job, evaluate
 from codeclab.sandbox import bwrap, isolate
@@ -37,24 +37,12 @@ SEED_PROGRAM = Path(__file__).parents[1] / "src" / "codeclab" / "programs" / "in
 
 
 def machine() -> dict[str, object]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    """The lab's machine description, with the bubblewrap version and the user running it."""
     try:
         version = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout
     except OSError:
         version = ""
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "bwrap": version.strip() or None,
-        "uid": os.geteuid(),
-    }
+    return {**describe_machine(), "bwrap": version.strip() or None, "uid": os.geteuid()}
 
 
 def launch_ms(launcher: isolate.Launcher) -> float:

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import socket
 import statistics
@@ -39,6 +38,7 @@ import numpy as np
 
 from codeclab.campaign import run_campaign
 from codeclab.config import SAMPLE_CLIP, Settings
+from codeclab.evaluate.bench import machine
 from codeclab.media import load_clip, write_y4m
 from codeclab.store.artifacts import open_artifact_store
 from codeclab.store.factory import open_experiment_store
@@ -154,21 +154,6 @@ async def load(base: str, route: str, ids: list[str], clients: int, requests: in
         "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1),
         "max_ms": round(ms[-1], 1),
         "per_second": round(len(ms) / wall, 1),
-    }
-
-
-def machine() -> dict:
-    model = "unknown"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "python": platform.python_version(),
     }
 
 
