@@ -2,7 +2,10 @@
 
 The designer sees every finished experiment of the campaign (and the sources by hash) before
 it proposes the next program, so each proposal can learn from all results so far. With
-``workers > 1`` it proposes a batch, which a local process pool evaluates in parallel.
+``workers > 1`` it proposes a batch, evaluated in parallel: by a local process pool, or, with
+``executor = "ray"``, by threads of this process that each fan their experiment's rungs out
+as Ray tasks (:mod:`codeclab.executors`). Either way the designer and the stores stay here:
+every experiment is saved by this process, once.
 
 A campaign holds a lock on its data directory (one campaign per directory at a time) and can
 be resumed after a crash: experiments are written whole or not at all, so the iterations
@@ -17,7 +20,8 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor as Pool
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +30,8 @@ from codeclab.config import Settings
 from codeclab.design.evolve import EvolveDesigner, Proposal, program_sha256
 from codeclab.design.llm import BudgetExhausted, DesignRejected
 from codeclab.evaluate import rd
+from codeclab.executors import Executor, open_executor
+from codeclab.executors.local import LOCAL
 from codeclab.media import Clip
 from codeclab.record import ExperimentRecord, PhaseRecord, Reasoning
 from codeclab.runner import Job, evaluate, validation_error
@@ -242,6 +248,7 @@ def _job(
     store: ExperimentStore,
     artifacts: ArtifactStore,
     on_step: Callable[[str], None],
+    executor: Executor = LOCAL,
 ) -> Job:
     return Job(
         source=proposal.source,
@@ -257,6 +264,7 @@ def _job(
         iteration=iteration,
         design_seconds=design_seconds,
         on_step=on_step,
+        executor=executor,
     )
 
 
@@ -295,9 +303,45 @@ def run_campaign(
     *,
     resume_id: str | None = None,
     callbacks: Callbacks | None = None,
+    executor: Executor | None = None,
 ) -> CampaignResult:
-    """Run (or, with ``resume_id``, continue) a campaign to ``settings.iterations``."""
-    calls = callbacks or Callbacks()
+    """Run (or, with ``resume_id``, continue) a campaign to ``settings.iterations``.
+
+    Without ``executor`` the one the settings name is opened here, before anything is
+    stored (a Ray cluster that cannot be used leaves no campaign behind), and closed after.
+    """
+    owned = executor is None
+    executor = executor or open_executor(settings)
+    try:
+        return _campaign(
+            settings, clips, store, artifacts, resume_id, callbacks or Callbacks(), executor
+        )
+    finally:
+        if owned:
+            executor.close()
+
+
+def _pool(settings: Settings, executor: Executor) -> Pool | None:
+    """Where a batch of experiments runs at once: local processes, each with its own store
+    connections; or, when the work goes to Ray, threads here that wait on their tasks."""
+    if settings.workers == 1:
+        return None
+    if executor.name == "local":
+        # spawn, not fork: the parent runs threads (progress display) that fork would copy
+        spawn = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(settings.workers, mp_context=spawn)
+    return ThreadPoolExecutor(settings.workers, thread_name_prefix="experiment")
+
+
+def _campaign(
+    settings: Settings,
+    clips: list[Clip],
+    store: ExperimentStore,
+    artifacts: ArtifactStore,
+    resume_id: str | None,
+    calls: Callbacks,
+    executor: Executor,
+) -> CampaignResult:
     designer = make_designer(settings)
     result = CampaignResult(campaign_id=resume_id or str(uuid.uuid4()))
     sources: dict[str, str] = {}
@@ -315,9 +359,7 @@ def run_campaign(
         )
     done = {r.iteration for r in result.experiments}
     todo = [i for i in range(1, settings.iterations + 1) if i not in done]
-    # spawn, not fork: the parent runs threads (progress display) that fork would copy mid-flight
-    spawn = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(settings.workers, mp_context=spawn) if settings.workers > 1 else None
+    pool = _pool(settings, executor)
 
     def job(proposal: Proposal, iteration: int, seconds: float) -> Job:
         return _job(
@@ -331,6 +373,7 @@ def run_campaign(
             store,
             artifacts,
             calls.on_step,
+            executor,
         )
 
     def finish(record: ExperimentRecord, source: str) -> None:
@@ -366,7 +409,7 @@ def run_campaign(
                 calls.on_experiment(iteration, proposal.name)
             if pool is None:
                 records = [evaluate(job(p, i, t)) for i, p, t in proposals]
-            else:
+            elif isinstance(pool, ProcessPoolExecutor):
                 futures = [
                     pool.submit(
                         _evaluate_in_worker,
@@ -380,6 +423,9 @@ def run_campaign(
                     )
                     for i, p, t in proposals
                 ]
+                records = [future.result() for future in futures]
+            else:
+                futures = [pool.submit(evaluate, job(p, i, t)) for i, p, t in proposals]
                 records = [future.result() for future in futures]
             for (_, proposal, _), record in zip(proposals, records, strict=True):
                 finish(record, proposal.source)

@@ -243,6 +243,14 @@ def run(
     llm_budget_usd: Annotated[float | None, typer.Option(help="stop at this spend")] = None,
     seed: Annotated[int | None, typer.Option(help="designer's random seed")] = None,
     workers: Annotated[int | None, typer.Option(help="experiments evaluated in parallel")] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="where evaluations run: local (processes here) or ray (a cluster)"),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="join this Ray cluster (HOST:PORT); default: start a local one"),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the last campaign here")] = False,
     frames: FramesOpt = None,
     size: SizeOpt = None,
@@ -257,7 +265,10 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a campaign: the designer proposes programs, the lab measures each one."""
+    from rich.markup import escape
+
     from codeclab.campaign import CampaignError, directory_lock
+    from codeclab.executors import ExecutorError
 
     settings = settings_from(
         test_set=test_set,
@@ -271,6 +282,8 @@ def run(
         llm_budget_usd=llm_budget_usd,
         seed=seed,
         workers=workers,
+        executor=executor,
+        ray_address=ray_address,
         max_frames=frames,
         raw_fps=fps,
         **parse_size(size),
@@ -278,6 +291,10 @@ def run(
         baselines=parse_baselines(baselines),
     )
     no_clips_with_test_set(clip, settings)
+    if ray_address and settings.executor != "ray":
+        raise fail("--ray-address joins a Ray cluster: add --executor ray")
+    # where to run is not part of a campaign: a resumed one may move to (or off) a cluster
+    where = {"executor": executor, "ray_address": ray_address}
     pause = parse_duration(interval) if forever else 0.0
     try:
         with directory_lock(settings.home), user_errors():
@@ -286,7 +303,8 @@ def run(
                 campaign = store.latest_campaign()
                 if campaign is None:
                     raise CampaignError(f"no campaign to resume in {settings.home}")
-                resumed = Settings(**(campaign.settings | {"home": settings.home}))
+                given = {key: value for key, value in where.items() if value is not None}
+                resumed = Settings(**(campaign.settings | {"home": settings.home} | given))
                 err.print(f"resuming campaign {campaign.id} ({resumed.iterations} iterations)")
                 report(resumed, store, artifacts, campaign.id, as_json)
             while not resume:
@@ -295,8 +313,8 @@ def run(
                     break
                 err.print(f"next campaign in {interval} (Ctrl-C stops the lab)")
                 time.sleep(pause)
-    except CampaignError as exc:
-        raise fail(str(exc)) from None
+    except (CampaignError, ExecutorError) as exc:
+        raise fail(escape(str(exc).splitlines()[0])) from None
     except KeyboardInterrupt:
         err.print("stopped: the lab is idle; finished experiments are kept (--resume continues)")
 

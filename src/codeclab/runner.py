@@ -6,19 +6,25 @@ are scored against the source frames, and baselines are encoded here from the sa
 Any failure ends the experiment with the phase and a reason; nothing is filled in. Every
 bitstream is decoded twice, in two fresh processes, and the decodes must agree bit for bit:
 a score is only worth something if the published decoder reproduces it.
+
+The heavy work (the smoke run, each rung's encode and decodes, its scores, each baseline
+curve, the published decoder's checks, the reconstructed video) runs on the job's executor
+(:mod:`codeclab.executors`): in this process by default, or as Ray tasks. The runner keeps
+the order of the phases, the checks on what comes back and the record, and saves the record
+itself, from the driver only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import platform
-import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -27,10 +33,11 @@ from codeclab import __version__
 from codeclab.config import Settings
 from codeclab.design.evolve import program_sha256
 from codeclab.evaluate import baselines, rd, testsets
-from codeclab.evaluate.metrics import ms_ssim_reason, score
+from codeclab.evaluate.metrics import ms_ssim_reason
 from codeclab.evaluate.testsets import TestSetPlan
-from codeclab.frames import Frame, FrameMismatch, check_frames
-from codeclab.media import Clip, frames_sha256, write_mp4
+from codeclab.executors import CPU, Executor, Resources, WorkerLost, resources_for, tasks
+from codeclab.executors.local import LOCAL
+from codeclab.media import Clip
 from codeclab.record import (
     BaselineCurve,
     BaselineRungRecord,
@@ -50,6 +57,12 @@ from codeclab.store.publish import decoder_file
 
 BD_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y", "vmaf")
 SMOKE_SIZE = (64, 48)  # width, height of the validation clip cut from the first source clip
+PUBLISH_CHECK_THREADS = 4  # published-decoder checks at once, when they run in this process
+PARSING = threading.Lock()
+"""Held while this process parses a program: CPython 3.11's ``ast.parse`` is not thread-safe
+(a spurious SystemError, python/cpython#106905), and experiments on the Ray executor share
+the driver as threads. Parsing takes milliseconds; the sandboxed work runs in tasks."""
+T = TypeVar("T")
 
 
 class PhaseFailed(Exception):
@@ -78,6 +91,7 @@ class Job:
     on_step: Callable[[str], None] = lambda message: None
     launcher: isolate.Launcher | None = None  # default: the strongest that works here
     test_set: TestSetPlan | None = None  # default: testsets.plan_for(settings, clips)
+    executor: Executor = LOCAL  # where the rungs, scores and baselines run
 
 
 def versions() -> dict[str, str]:
@@ -125,7 +139,9 @@ class Experiment:
             versions=versions(),
             phases=[PhaseRecord(name="design", status="ok", seconds=job.design_seconds)],
         )
-        self.decoded: dict[tuple[str, int], list[Frame]] = {}
+        self.executor = job.executor
+        self.resources: Resources = CPU  # what each rung task asks for; set by validation
+        self.decoded: dict[tuple[str, int], Any] = {}  # executor handles of decoded frames
         self.measured: list[dict] = []
 
     @contextmanager
@@ -187,9 +203,13 @@ class Experiment:
         if settings.require_strong_isolation and self.launcher.isolation != bwrap.STRONG:
             raise PhaseFailed("failed", _strong_isolation_missing(self.job.launcher))
         try:
-            policy.check_program(self.job.source, max_source_bytes=settings.max_source_bytes)
+            with PARSING:
+                report = policy.check_program(
+                    self.job.source, max_source_bytes=settings.max_source_bytes
+                )
         except policy.PolicyViolation as exc:
             raise PhaseFailed("rejected", str(exc)) from exc
+        self.resources = resources_for(report.imports)
         clip = self.job.clips[0]
         width, height = min(SMOKE_SIZE[0], clip.width), min(SMOKE_SIZE[1], clip.height)
         tiny = [
@@ -203,52 +223,80 @@ class Experiment:
             )
             for f in clip.frames[:2]
         ]
-        try:
-            isolate.smoke_run(
-                self.job.source,
-                tiny,
-                clip.fps,
-                settings.qualities[0],
-                self.limits(clip.head(2)),
-                self.launcher,
-            )
-        except isolate.SandboxError as exc:
-            raise PhaseFailed("failed", f"smoke run on a {width}x{height} clip: {exc}") from exc
+        call = (
+            self.job.source,
+            tiny,
+            clip.fps,
+            settings.qualities[0],
+            self.limits(clip.head(2)),
+            self.job.launcher,
+        )
+        label = f"smoke run on a {width}x{height} clip"
+        with self.executor.map(tasks.smoke_run, [call], resources=self.resources) as results:
+            ((_, (error, isolation)),) = self._labelled(results, [label])
+        if error:
+            raise PhaseFailed("failed", f"{label}: {error}")
+        self._ran_with(isolation)
 
     def deploy(self) -> None:
         key = f"programs/{self.record.program_sha256}.py"
         self.record.artifacts.program = self.job.artifacts.put_bytes(key, self.job.source.encode())
 
     def execute(self) -> None:
-        for clip in self.job.clips:
-            limits = self.limits(clip)
-            for quality in self.job.settings.qualities:
-                self.job.on_step(f"execution: {clip.name} q{quality} encode")
-                source, launcher = self.job.source, self.launcher
-                try:
-                    encoded = isolate.run_encode(
-                        source, clip.frames, clip.fps, quality, limits, launcher
-                    )
-                    self.job.on_step(f"execution: {clip.name} q{quality} decode")
-                    decoded = isolate.run_decode(source, encoded.bitstream, limits, launcher)
-                    self.job.on_step(f"execution: {clip.name} q{quality} decode again")
-                    again = isolate.run_decode(source, encoded.bitstream, limits, launcher)
-                except isolate.SandboxError as exc:
-                    raise PhaseFailed("failed", f"{clip.name} quality {quality}: {exc}") from exc
-                difference = _first_difference(decoded.frames, again.frames)
-                if difference:
-                    raise PhaseFailed(
-                        "failed",
-                        f"{clip.name} quality {quality}: decoder is not deterministic: two "
-                        f"decodes of the same bitstream differ {difference}",
-                    )
-                self._keep(clip, quality, encoded, decoded)
+        """Every rung at once on the executor; the first failure, in rung order, ends it."""
+        source, launcher = self.job.source, self.job.launcher
+        rungs = [(clip, q) for clip in self.job.clips for q in self.job.settings.qualities]
+        frames = {id(clip): self._frames(clip) for clip in self.job.clips}
+        calls = [
+            (source, frames[id(clip)], clip.fps, q, self.limits(clip), launcher)
+            for clip, q in rungs
+        ]
+        labels = [f"{clip.name} quality {q}" for clip, q in rungs]
+        with self.executor.map(
+            tasks.run_rung,
+            calls,
+            resources=self.resources,
+            keep_second=True,
+            on_next=lambda i: self.job.on_step(f"execution: {rungs[i][0].name} q{rungs[i][1]}"),
+        ) as results:
+            for (clip, quality), (label, (run, decoded)) in zip(
+                rungs, self._labelled(results, labels), strict=True
+            ):
+                if run.error:
+                    raise PhaseFailed("failed", f"{label}: {run.error}")
+                self._ran_with(run.isolation)
+                self._keep(clip, quality, run, decoded)
 
-    def _keep(self, clip: Clip, quality: int, encoded, decoded) -> None:
-        bitstream = encoded.bitstream
+    def _frames(self, clip: Clip) -> Any:
+        """The clip's frames as tasks receive them: shipped once per content hash."""
+        return self.executor.put(clip.sha256, clip.frames)
+
+    def _labelled(self, results: Iterator[T], labels: list[str]) -> Iterable[tuple[str, T]]:
+        """Each result with its label; a task whose worker died too often fails the phase."""
+        for label in labels:
+            try:
+                result = next(results)
+            except WorkerLost as exc:
+                raise PhaseFailed("failed", f"{label}: {exc}") from exc
+            yield label, result
+
+    def _ran_with(self, isolation: str) -> None:
+        """A worker may sandbox more weakly than this process: the record states the weakest."""
+        if isolation == self.record.isolation or isolation == bwrap.STRONG:
+            return
+        if self.job.settings.require_strong_isolation:
+            raise PhaseFailed(
+                "failed",
+                f"strong isolation is required but a worker ran the program with {isolation} "
+                "isolation; install bubblewrap on every node",
+            )
+        self.record.isolation = isolation
+
+    def _keep(self, clip: Clip, quality: int, run: tasks.RungRun, decoded: Any) -> None:
+        bitstream = run.bitstream
         key = f"bitstreams/{self.record.experiment_id}/{clip.name}_q{quality}.bin"
         self.record.artifacts.bitstreams.append(self.job.artifacts.put_bytes(key, bitstream))
-        self.decoded[(clip.sha256, quality)] = decoded.frames
+        self.decoded[(clip.sha256, quality)] = decoded
         count = len(clip.frames)
         self.measured.append(
             dict(
@@ -262,63 +310,88 @@ class Experiment:
                 fps=clip.fps,
                 kbps=len(bitstream) * 8 * clip.fps / count / 1000,
                 bpp=len(bitstream) * 8 / (count * clip.width * clip.height),
-                encode_s=round(encoded.seconds, 4),
-                decode_s=round(decoded.seconds, 4),
+                encode_s=round(run.encode_s, 4),
+                decode_s=round(run.decode_s, 4),
                 bitstream_sha256=hashlib.sha256(bitstream).hexdigest(),
             )
         )
 
     def verify(self) -> None:
         self._apply_test_set()
-        for measured in self.measured:
-            clip = next(c for c in self.job.clips if c.sha256 == measured["clip_sha256"])
-            frames = self.decoded[(clip.sha256, measured["quality"])]
-            try:
-                check_frames(frames, count=len(clip.frames), width=clip.width, height=clip.height)
-            except FrameMismatch as exc:
-                raise PhaseFailed(
-                    "failed", f"{clip.name} quality {measured['quality']}: {exc}"
-                ) from exc
-            self.job.on_step(f"verification: {clip.name} q{measured['quality']}")
-            scores = score(clip.frames, frames, with_vmaf=self.job.settings.vmaf)
-            self.record.results.append(
-                RungResult(
-                    **measured,
-                    **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
-                    vmaf_reason=scores.vmaf_reason,
-                    decoded_sha256=frames_sha256(frames),
-                    per_frame=[FrameMetrics(**vars(f)) for f in scores.per_frame],
-                )
+        frames = {clip.sha256: self._frames(clip) for clip in self.job.clips}
+        calls = [
+            (
+                frames[m["clip_sha256"]],
+                self.decoded[(m["clip_sha256"], m["quality"])],
+                self.job.settings.vmaf,
             )
+            for m in self.measured
+        ]
+        labels = [f"{m['clip']} quality {m['quality']}" for m in self.measured]
+        with self.executor.map(
+            tasks.score_rung,
+            calls,
+            on_next=lambda i: self.job.on_step(
+                f"verification: {self.measured[i]['clip']} q{self.measured[i]['quality']}"
+            ),
+        ) as results:
+            for measured, (label, scored) in zip(
+                self.measured, self._labelled(results, labels), strict=True
+            ):
+                if scored.error:
+                    raise PhaseFailed("failed", f"{label}: {scored.error}")
+                scores = scored.scores
+                self.record.results.append(
+                    RungResult(
+                        **measured,
+                        **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
+                        vmaf_reason=scores.vmaf_reason,
+                        decoded_sha256=scored.decoded_sha256,
+                        per_frame=[FrameMetrics(**vars(f)) for f in scores.per_frame],
+                    )
+                )
 
     def analyse(self) -> None:
         """Baselines per clip, BD-rate per baseline and metric (per clip, averaged over all,
         train and holdout clips) and the target check on the holdout clips."""
         plan = self._apply_test_set()
-        per_clip: dict[str, dict[str, dict[str, tuple[float | None, str | None]]]] = {}
+        settings = self.job.settings
+        # encoders in the settings' order, whichever curve comes back first
+        per_clip: dict[str, dict[str, dict[str, tuple[float | None, str | None]]]] = {
+            encoder: {} for encoder in settings.baselines
+        }
         targets: dict[str, dict] = {}
+        curves: list[tuple[Clip, str, list[RungResult]]] = []
         for clip in self.job.clips:
             mine = [r for r in self.record.results if r.clip_sha256 == clip.sha256]
-            cover = (min(r.kbps for r in mine), max(r.kbps for r in mine))
-            for encoder in self.job.settings.baselines:
+            for encoder in settings.baselines:
                 missing = baselines.unavailable(encoder)
                 if missing:
                     for metric in BD_METRICS:
-                        per_clip.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = (
-                            None,
-                            missing,
-                        )
-                    continue
-                self.job.on_step(f"analysis: {encoder} baseline on {clip.name}")
-                rungs = baselines.baseline_curve(
-                    clip.frames,
-                    clip.fps,
-                    clip.sha256,
-                    encoder,
-                    self.job.settings.cache_dir / "baselines",
-                    cover_kbps=cover,
-                    with_vmaf=self.job.settings.vmaf,
-                )
+                        per_clip[encoder].setdefault(metric, {})[clip.name] = (None, missing)
+                else:
+                    curves.append((clip, encoder, mine))
+        calls = [
+            (
+                self._frames(clip),
+                clip.fps,
+                clip.sha256,
+                encoder,
+                (settings.cache_dir / "baselines").resolve(),
+                (min(r.kbps for r in mine), max(r.kbps for r in mine)),
+                settings.vmaf,
+            )
+            for clip, encoder, mine in curves
+        ]
+        labels = [f"{encoder} baseline on {clip.name}" for clip, encoder, _ in curves]
+        with self.executor.map(
+            tasks.baseline_curve,
+            calls,
+            on_next=lambda i: self.job.on_step(f"analysis: {labels[i]}"),
+        ) as results:
+            for (clip, encoder, mine), (_, rungs) in zip(
+                curves, self._labelled(results, labels), strict=True
+            ):
                 self.record.baselines.setdefault(encoder, []).append(
                     BaselineCurve(
                         encoder=encoder,
@@ -332,14 +405,14 @@ class Experiment:
                     )
                 )
                 for metric in BD_METRICS:
-                    per_clip.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = _bd_rate(
+                    per_clip[encoder].setdefault(metric, {})[clip.name] = _bd_rate(
                         rungs, mine, metric, clip
                     )
                 if encoder == "x265" and plan.counts_as(clip.sha256, "holdout"):
                     targets[clip.name] = rd.target_check(
                         [(r.kbps, r.psnr_y) for r in mine],
                         [(r.kbps, r.psnr_y) for r in rungs],
-                        self.job.settings.target_kbps,
+                        settings.target_kbps,
                     )
         names = {
             split: {c.name for c in self.job.clips if plan.counts_as(c.sha256, split)}
@@ -400,22 +473,19 @@ class Experiment:
                 )
                 for r in self.record.results
             }
-            decoder = decoder_file(self.job.source, self.record)
+            with PARSING:
+                decoder = decoder_file(self.job.source, self.record)
+                needs = ", ".join(requirements(self.job.source))
             self._check_published_decoder(decoder, bitstreams)
-            with tempfile.TemporaryDirectory() as tmp:
-                mp4 = write_mp4(
-                    Path(tmp) / "reconstructed.mp4", self.decoded[(clip.sha256, quality)], clip.fps
-                )
-                self.record.artifacts.reconstructed = store.put_file(
-                    f"reconstructed/{rid}.mp4", mp4
-                )
+            call = (self.decoded[(clip.sha256, quality)], clip.fps)
+            with self.executor.map(tasks.render_mp4, [call]) as rendered:
+                ((_, mp4),) = self._labelled(rendered, [f"{clip.name} quality {quality}"])
+            self.record.artifacts.reconstructed = store.put_bytes(f"reconstructed/{rid}.mp4", mp4)
             self.record.artifacts.decoder = store.put_bytes(
                 f"decoders/{rid}_decoder.py", decoder.encode()
             )
             store.put_bytes(by_program_key(self.record.program_sha256), decoder.encode())
-            package = build_package(
-                self.record, decoder, bitstreams, ", ".join(requirements(self.job.source))
-            )
+            package = build_package(self.record, decoder, bitstreams, needs)
             self.record.artifacts.package = store.put_bytes(f"packages/{rid}.zip", package)
         except ArtifactError as exc:
             raise PhaseFailed("failed", f"artifact store: {exc}") from exc
@@ -434,24 +504,23 @@ class Experiment:
     def _check_published_decoder(self, decoder: str, bitstreams: dict[str, bytes]) -> None:
         """Each bitstream, decoded by the decoder file alone in a clean interpreter, must give
         the pictures the lab decoded (``decoded_sha256``), bit for bit."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from codeclab.store.publish import DecoderMismatch, check_decoder
-
         clips = {clip.sha256: clip for clip in self.job.clips}
-
-        def check(result: RungResult) -> str | None:
-            data = bitstreams[f"{result.clip}_q{result.quality}.bin"]
-            try:
-                limits = self.limits(clips[result.clip_sha256])
-                check_decoder(decoder, data, result.decoded_sha256, limits)
-            except DecoderMismatch as exc:
-                return f"{result.clip} quality {result.quality}: {exc}"
-            return None
-
+        results = self.record.results
+        calls = [
+            (
+                decoder,
+                bitstreams[f"{r.clip}_q{r.quality}.bin"],
+                r.decoded_sha256,
+                self.limits(clips[r.clip_sha256]),
+            )
+            for r in results
+        ]
+        labels = [f"{r.clip} quality {r.quality}" for r in results]
         self.job.on_step("publish: checking the published decoder in the sandbox")
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            problems = [p for p in pool.map(check, self.record.results) if p]
+        with self.executor.map(
+            tasks.check_published_decoder, calls, threads=PUBLISH_CHECK_THREADS
+        ) as checked:
+            problems = [f"{label}: {p}" for label, p in self._labelled(checked, labels) if p]
         if problems:
             raise PhaseFailed("failed", f"published decoder does not reproduce: {problems[0]}")
 
@@ -465,23 +534,6 @@ def _strong_isolation_missing(given: isolate.Launcher | None) -> str:
         f"strong isolation is required (require_strong_isolation, "
         f"CODECLAB_REQUIRE_STRONG_ISOLATION) but {why}; unset it to run with weak isolation"
     )
-
-
-def _frame_digests(frames: list[Frame]) -> list[str]:
-    return [
-        hashlib.sha256(b"".join(np.ascontiguousarray(p).tobytes() for p in frame)).hexdigest()
-        for frame in frames
-    ]
-
-
-def _first_difference(first: list[Frame], second: list[Frame]) -> str | None:
-    """Where two decodes differ ('at frame N', 'in frame count ...'), or None if identical."""
-    if len(first) != len(second):
-        return f"in frame count ({len(first)} and {len(second)} frames)"
-    for index, (a, b) in enumerate(zip(_frame_digests(first), _frame_digests(second), strict=True)):
-        if a != b:
-            return f"at frame {index}"
-    return None
 
 
 def _fields_of(obj: object, exclude: set[str]) -> dict:

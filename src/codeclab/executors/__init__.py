@@ -1,0 +1,130 @@
+"""Where an experiment's heavy work runs: in this process, or as tasks on a Ray cluster.
+
+The runner keeps the phases, the honesty checks and the record; an executor only runs the
+functions of :mod:`codeclab.executors.tasks` (the smoke run, one rung's encode and two
+decodes, one rung's scores, one baseline curve, one published-decoder check, the
+reconstructed video) and hands back their results in the order they were asked for. The
+designer, the experiment store and the artifact store stay with the driver: a task returns
+plain data and writes nothing the driver has to trust.
+
+- ``local`` (the default): each task runs in the calling process, one after another, as the
+  lab always ran them.
+- ``ray``: each task is a Ray task with a resource request (one CPU per rung; a GPU for a
+  program that imports a GPU library, where the cluster has one), retried on another worker
+  when its worker dies; a clip's frames go to the object store once per content hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from codeclab.config import Settings
+
+T = TypeVar("T")
+
+GPU_MODULES = frozenset({"torch", "cupy", "jax", "tensorflow"})
+"""Imports that make a program ask its executor for a GPU (the policy decides whether any
+of them is allowed at all; torch only when the lab is configured to allow it)."""
+
+INSTALL_RAY = "pip install 'codeclab[ray]'"
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot run here: Ray is missing, the cluster is unusable, or unshared."""
+
+
+class WorkerLost(ExecutorError):
+    """A task's worker (or its node) died more often than the task may be retried."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task asks the cluster for; the local executor ignores it."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+CPU = Resources()
+
+
+def resources_for(imports: Sequence[str]) -> Resources:
+    """A program's rung tasks ask for a GPU when it imports a GPU library (the hook for GPU
+    codecs: the sandbox must then also expose the device, see docs/scaling.md)."""
+    roots = {name.split(".")[0] for name in imports}
+    return Resources(cpus=1.0, gpus=1.0 if roots & GPU_MODULES else 0.0)
+
+
+class Executor(Protocol):
+    """Runs lab tasks somewhere and returns their results in order."""
+
+    name: str
+
+    def put(self, key: str, value: T) -> Any:
+        """``value`` as tasks receive it, stored once under ``key`` (a content hash)."""
+
+    def map(
+        self,
+        task: Callable[..., Any],
+        calls: Sequence[tuple],
+        *,
+        resources: Resources = CPU,
+        keep_second: bool = False,
+        threads: int = 1,
+        on_next: Callable[[int], None] = lambda index: None,
+    ) -> AbstractContextManager[Iterator[Any]]:
+        """``task(*call)`` for every call; the results in the calls' order.
+
+        Leaving the ``with`` block early drops the other results (the local executor then
+        runs nothing more). ``keep_second``: the task returns a pair whose second item stays
+        where it was made (decoded frames); a handle to it comes back instead, which later
+        tasks take as an argument (Ray runs them where the value is). ``threads``: how
+        many calls the local executor runs at once. ``on_next(i)`` is called before result
+        ``i`` is produced or awaited, for progress. Raises :class:`WorkerLost` for a task
+        whose worker died once too often.
+        """
+
+    def close(self) -> None:
+        """Release what the executor started (a local Ray cluster)."""
+
+
+def shared_state_problem(settings: Settings, nodes: int) -> str | None:
+    """Why ``settings`` cannot serve a cluster of ``nodes`` machines, or None.
+
+    On more than one node the experiment store and the artifact store must be services every
+    node and any later driver reach (PostgreSQL or DynamoDB; S3): a SQLite file or a local
+    directory would split the campaign's state between machines.
+    """
+    if nodes <= 1:
+        return None
+    local = []
+    if settings.db_url.startswith("sqlite:"):
+        local.append(f"the experiment store is SQLite ({settings.db_url})")
+    if not settings.artifacts_url:
+        local.append(f"the artifact store is a local directory ({settings.artifacts_dir})")
+    if not local:
+        return None
+    return (
+        f"this Ray cluster has {nodes} nodes, but {' and '.join(local)}; a multi-node campaign "
+        "needs shared stores: set database_url to PostgreSQL (or DynamoDB) and artifacts_url "
+        "to S3 (CODECLAB_DATABASE_URL, CODECLAB_ARTIFACTS_URL)"
+    )
+
+
+def open_executor(settings: Settings) -> Executor:
+    """The executor ``settings.executor`` names; for Ray, checked against the cluster."""
+    from codeclab.executors.local import LOCAL
+
+    if settings.executor == "local":
+        return LOCAL
+    from codeclab.executors.ray_cluster import RayExecutor
+
+    executor = RayExecutor(settings.ray_address)
+    problem = shared_state_problem(settings, executor.nodes())
+    if problem:
+        executor.close()
+        raise ExecutorError(problem)
+    return executor

@@ -1,0 +1,162 @@
+"""The lab's heavy work as plain functions, which an executor may run on any machine.
+
+Each is trusted lab code around the sandbox and depends on its arguments only. An expected
+failure (a program that crashes, a decoder that is not deterministic, a short decode) comes
+back as the sandbox's reason in the result, never as an exception, so that it reads exactly
+the same whether the task ran here or on a Ray worker; only a lab bug or a dead worker raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codeclab.evaluate import baselines
+from codeclab.evaluate.metrics import Scores, score
+from codeclab.frames import Frame, FrameMismatch, check_frames
+from codeclab.media import frames_sha256, write_mp4
+from codeclab.sandbox import bwrap, isolate
+
+
+def smoke_run(
+    source: str,
+    frames: Sequence[Frame],
+    fps: float,
+    quality: int,
+    limits: isolate.Limits,
+    launcher: isolate.Launcher | None,
+) -> tuple[str | None, str]:
+    """Validation's round trip on a tiny clip: why it failed (None: it worked), and the
+    isolation it ran with."""
+    launcher = launcher or bwrap.best_launcher()
+    try:
+        isolate.smoke_run(source, frames, fps, quality, limits, launcher)
+    except isolate.SandboxError as exc:
+        return str(exc), launcher.isolation
+    return None, launcher.isolation
+
+
+@dataclass(frozen=True)
+class RungRun:
+    """One rung's execution: the bitstream the sandbox handed back, or why there is none."""
+
+    error: str | None
+    isolation: str
+    bitstream: bytes = b""
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+
+
+def run_rung(
+    source: str,
+    frames: Sequence[Frame],
+    fps: float,
+    quality: int,
+    limits: isolate.Limits,
+    launcher: isolate.Launcher | None,
+) -> tuple[RungRun, list[Frame]]:
+    """Encode, then decode twice in two fresh sandboxes; the two decodes must be identical.
+
+    ``launcher`` None means the strongest that works on this machine (each node probes its
+    own); the result says which isolation it was. Returns the decoded frames beside the
+    result, so an executor can keep them where they were made.
+    """
+    launcher = launcher or bwrap.best_launcher()
+    try:
+        encoded = isolate.run_encode(source, frames, fps, quality, limits, launcher)
+        decoded = isolate.run_decode(source, encoded.bitstream, limits, launcher)
+        again = isolate.run_decode(source, encoded.bitstream, limits, launcher)
+    except isolate.SandboxError as exc:
+        return RungRun(error=str(exc), isolation=launcher.isolation), []
+    difference = first_difference(decoded.frames, again.frames)
+    if difference:
+        reason = (
+            "decoder is not deterministic: two decodes of the same bitstream differ " + difference
+        )
+        return RungRun(error=reason, isolation=launcher.isolation), []
+    run = RungRun(None, launcher.isolation, encoded.bitstream, encoded.seconds, decoded.seconds)
+    return run, decoded.frames
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One rung's verification: the decode checked against the source, then scored."""
+
+    error: str | None
+    scores: Scores | None = None
+    decoded_sha256: str = ""
+
+
+def score_rung(source: Sequence[Frame], decoded: list[Frame], with_vmaf: bool) -> Scored:
+    """Check frame count, plane shapes and dtype first; only a well-formed decode is scored."""
+    height, width = source[0][0].shape
+    try:
+        check_frames(decoded, count=len(source), width=width, height=height)
+    except FrameMismatch as exc:
+        return Scored(error=str(exc))
+    scores = score(source, decoded, with_vmaf=with_vmaf)
+    return Scored(None, scores, frames_sha256(decoded))
+
+
+def baseline_curve(
+    frames: Sequence[Frame],
+    fps: float,
+    clip_sha256: str,
+    encoder: str,
+    cache_dir: Path,
+    cover_kbps: tuple[float, float],
+    with_vmaf: bool,
+) -> list[baselines.BaselineRung]:
+    """A baseline's RD curve, from this machine's cache of ``cache_dir`` when it has it."""
+    return baselines.baseline_curve(
+        frames, fps, clip_sha256, encoder, cache_dir, cover_kbps=cover_kbps, with_vmaf=with_vmaf
+    )
+
+
+def check_published_decoder(
+    decoder: str, bitstream: bytes, decoded_sha256: str, limits: isolate.Limits
+) -> str | None:
+    """Why the decoder file, alone in the sandbox, does not reproduce the lab's decode."""
+    from codeclab.store.publish import DecoderMismatch, check_decoder
+
+    try:
+        check_decoder(decoder, bitstream, decoded_sha256, limits)
+    except DecoderMismatch as exc:
+        return str(exc)
+    return None
+
+
+def render_mp4(frames: list[Frame], fps: float) -> bytes:
+    """The reconstructed video (H.264 mp4) of decoded frames, made where the frames are."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_mp4(Path(tmp) / "reconstructed.mp4", frames, fps).read_bytes()
+
+
+def node_versions() -> dict[str, str]:
+    """What a node would record as the versions of an experiment (codeclab, Python, PyAV,
+    encoders): every node of a cluster must agree with the driver, which records them."""
+    from codeclab.runner import versions
+
+    return versions()
+
+
+def _frame_digests(frames: list[Frame]) -> list[str]:
+    return [
+        hashlib.sha256(b"".join(np.ascontiguousarray(p).tobytes() for p in frame)).hexdigest()
+        for frame in frames
+    ]
+
+
+def first_difference(first: list[Frame], second: list[Frame]) -> str | None:
+    """Where two decodes differ ('at frame N', 'in frame count ...'), or None if identical."""
+    if len(first) != len(second):
+        return f"in frame count ({len(first)} and {len(second)} frames)"
+    for index, (a, b) in enumerate(zip(_frame_digests(first), _frame_digests(second), strict=True)):
+        if a != b:
+            return f"at frame {index}"
+    return None
