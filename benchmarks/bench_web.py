@@ -1,14 +1,15 @@
 """How fast is the dashboard on a lab with 10,000 experiments?
 
     .venv/bin/python benchmarks/bench_web.py [--experiments N] [--clients C] [--requests R]
-                                             [--routes ROUTE ...] [--home DIR] [--json]
+                                             [--workers W] [--routes ROUTE ...] [--home DIR]
+                                             [--json]
 
 1. A real campaign (two iterations on a 96x64, 4-frame window of the sample clip, x265 as
    the baseline) fills a SQLite store; its records are then cloned, through ``store.save``
    (the rows a campaign writes, summaries included), with new ids, campaigns of 100
    iterations and one second apart, up to N experiments. ``--home`` keeps the filled lab
    for the next run (filling takes minutes; a lab that has N experiments is reused).
-2. ``codeclab serve`` runs in its own process on 127.0.0.1.
+2. ``codeclab serve [--workers W]`` runs in its own process(es) on 127.0.0.1.
 3. For each route (``/``, ``/blog``, ``/experiments/{id}`` with a random experiment each
    time), C clients send R requests in all, concurrently over keep-alive connections
    (httpx, asyncio), after a warm-up; each request's latency is measured by the client.
@@ -100,13 +101,13 @@ def fill(home: Path, experiments: int) -> tuple[list[str], float]:
     return ids, seconds
 
 
-def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = os.environ | {"CODECLAB_HOME": str(home), "CODECLAB_CONFIG": os.devnull}
     server = subprocess.Popen(
-        [sys.executable, "-m", "codeclab", "serve", "--port", str(port)],
+        [sys.executable, "-m", "codeclab", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -164,12 +165,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="per route")
     parser.add_argument("--routes", nargs="+", default=ROUTES, help=f"default: {' '.join(ROUTES)}")
     parser.add_argument("--home", type=Path, help="keep (and reuse) the filled lab here")
+    parser.add_argument("--workers", type=int, default=1, help="codeclab serve --workers")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="codeclab-bench-web-")) / "lab"
     home.mkdir(parents=True, exist_ok=True)
     ids, fill_s = fill(home.resolve(), args.experiments)
-    server, base = serve(home.resolve())
+    server, base = serve(home.resolve(), args.workers)
     try:
         results = [
             asyncio.run(load(base, route, ids, args.clients, args.requests))
@@ -181,6 +183,7 @@ def main() -> None:
     report = {
         "experiments": len(ids),
         "clients": args.clients,
+        "server_workers": args.workers,
         "fill_seconds": round(fill_s, 1),
         "routes": results,
         "goal_p95_ms": 100,

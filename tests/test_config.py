@@ -45,3 +45,24 @@ def test_bad_configuration_names_the_field(home, text, field):
     Path("codeclab.toml").write_text(text)
     with pytest.raises(ValidationError, match=field):
         load_settings()
+
+
+def test_campaigns_record_no_secrets_and_resume_with_the_current_ones(home, monkeypatch):
+    monkeypatch.setenv("CODECLAB_LINK_SECRET", "link-key-123")
+    monkeypatch.setenv("CODECLAB_ADMIN_TOKEN", "admin-token-456")
+    url = "postgresql+psycopg://lab:hunter2@db.example:5432/codeclab"
+    recorded = load_settings(iterations=6, seed=5, database_url=url).recorded()
+    text = str(recorded)
+    assert "link-key-123" not in text and "admin-token-456" not in text and "hunter2" not in text
+    assert "link_secret" not in recorded and "admin_token" not in recorded
+    assert recorded["database_url"] == "postgresql+psycopg://lab:***@db.example:5432/codeclab"
+    monkeypatch.setenv("CODECLAB_LINK_SECRET", "new-link-key")
+    here = load_settings(database_url=url)
+    resumed = here.resumed(recorded, executor="ray")
+    assert (resumed.iterations, resumed.seed, resumed.executor) == (6, 5, "ray")
+    assert resumed.link_secret.get_secret_value() == "new-link-key"
+    assert resumed.admin_token.get_secret_value() == "admin-token-456"
+    assert resumed.database_url == url and resumed.home == here.home
+    # campaigns recorded before secrets were left out held masked values: never used
+    old = {**recorded, "link_secret": "**********", "admin_token": "**********"}
+    assert here.resumed(old).link_secret.get_secret_value() == "new-link-key"

@@ -165,12 +165,13 @@ def test_api_lists_paginates_filters_and_returns_records(lab):
     assert "/api/experiments" in client.get("/openapi.json").json()["paths"]
 
 
-def test_codeclab_serve_runs_the_dashboard(home, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_codeclab_serve_runs_the_dashboard(home, tmp_path, workers):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [*CODECLAB, "serve", "--port", str(port)],
+        [*CODECLAB, "serve", "--port", str(port), "--workers", str(workers)],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -355,7 +355,7 @@ def _campaign(
             designer.name,
             settings.seed,
             settings.iterations,
-            settings.model_dump(mode="json"),
+            settings.recorded(),
         )
     done = {r.iteration for r in result.experiments}
     todo = [i for i in range(1, settings.iterations + 1) if i not in done]

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -53,7 +54,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -265,8 +266,6 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a campaign: the designer proposes programs, the lab measures each one."""
-    from rich.markup import escape
-
     from codeclab.campaign import CampaignError, directory_lock
     from codeclab.executors import ExecutorError
 
@@ -304,7 +303,7 @@ def run(
                 if campaign is None:
                     raise CampaignError(f"no campaign to resume in {settings.home}")
                 given = {key: value for key, value in where.items() if value is not None}
-                resumed = Settings(**(campaign.settings | {"home": settings.home} | given))
+                resumed = settings.resumed(campaign.settings, **given)
                 err.print(f"resuming campaign {campaign.id} ({resumed.iterations} iterations)")
                 report(resumed, store, artifacts, campaign.id, as_json)
             while not resume:
@@ -314,7 +313,7 @@ def run(
                 err.print(f"next campaign in {interval} (Ctrl-C stops the lab)")
                 time.sleep(pause)
     except (CampaignError, ExecutorError) as exc:
-        raise fail(escape(str(exc).splitlines()[0])) from None
+        raise fail(str(exc).splitlines()[0]) from None
     except KeyboardInterrupt:
         err.print("stopped: the lab is idle; finished experiments are kept (--resume continues)")
 
@@ -759,6 +758,9 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="server processes (more serve more people at once)")
+    ] = 1,
 ) -> None:
     """Serve the dashboard: overview, blog, experiment pages and the JSON API."""
     import uvicorn
@@ -769,4 +771,13 @@ def serve(
     with user_errors():
         application = create_app(settings)
     err.print(f"dashboard on http://{host}:{port}/ (data in {settings.home})")
-    uvicorn.run(application, host=host, port=port)
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port)
+    else:  # each process builds the app from the same configuration
+        uvicorn.run(
+            "codeclab.web.app:from_configuration",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+        )

@@ -63,6 +63,10 @@ class TestSet(BaseModel):
         return self
 
 
+SECRET_FIELDS = ("link_secret", "admin_token")
+"""Settings that are never recorded, printed or handed to a program."""
+
+
 class Settings(BaseSettings):
     """Everything a campaign or an evaluation needs to know, with honest defaults."""
 
@@ -160,6 +164,25 @@ class Settings(BaseSettings):
                 f"unknown test set {self.test_set!r} (configured in [test_sets]: {known})"
             )
         return self
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as a campaign records them: no secrets (the link key, the admin
+        token, a database password); a resumed campaign takes those from its own settings."""
+        data = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+        if self.database_url:
+            from sqlalchemy.engine import make_url
+
+            data["database_url"] = make_url(self.database_url).render_as_string(
+                hide_password=True
+            )
+        return data
+
+    def resumed(self, recorded: dict[str, Any], **given: Any) -> Settings:
+        """The settings of a recorded campaign, continued here: its own choices, with this
+        run's data directory, database, secrets and ``given`` overrides."""
+        mine = {name: getattr(self, name) for name in (*SECRET_FIELDS, "home", "database_url")}
+        kept = {k: v for k, v in recorded.items() if k not in mine}
+        return Settings(**(kept | mine | given))
 
     @property
     def db_url(self) -> str:

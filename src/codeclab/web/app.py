@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from codeclab.config import Settings
+from codeclab.config import Settings, load_settings
 from codeclab.web import actions, api, charts, experiment, files, pages, visuals
 from codeclab.web.context import Dashboard
 
@@ -31,3 +31,9 @@ def create_app(settings: Settings) -> FastAPI:
     for module in ROUTES:
         app.include_router(module.router(dash))
     return app
+
+
+def from_configuration() -> FastAPI:
+    """The app from codeclab.toml and CODECLAB_* variables: the factory of each process of
+    ``codeclab serve --workers N``."""
+    return create_app(load_settings())
