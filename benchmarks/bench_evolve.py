@@ -24,6 +24,7 @@ import numpy as np
 from codeclab.campaign import Callbacks, run_campaign
 from codeclab.config import SAMPLE_CLIP, Settings
 from codeclab.design.evolve import fitness
+from codeclab.evaluate import rd
 from codeclab.media import Clip, load_clip, write_y4m
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore
@@ -43,6 +44,26 @@ def crop_clip(path: Path, frames: int, width: int, height: int, out: Path) -> Pa
         for y, u, v in clip.frames
     ]
     return write_y4m(out, cut, clip.fps)
+
+
+def yuv_bd_rate(record) -> float | None:
+    """BD-rate of PSNR-YUV against x264, for the report only (the fitness sees luma alone,
+    so this shows whether a gain was bought with chroma quality)."""
+    curves = record.baselines.get("x264") or []
+    if record.status != "ok" or not curves:
+        return None
+    anchor = [(r.kbps, r.psnr_yuv) for r in curves[0].rungs]
+    return rd.bd_rate(anchor, [(r.kbps, r.psnr_yuv) for r in record.results])[0]
+
+
+def lineage(best, records) -> list[str]:
+    """The changes from the seed down to ``best``, oldest first: what the search found."""
+    by_sha = {r.program_sha256: r for r in records}
+    steps, current = [], best
+    while current is not None and current.parent_sha256:
+        steps.append(f"{current.program_name}: {', '.join(current.reasoning.mutations)}")
+        current = by_sha.get(current.parent_sha256)
+    return steps[::-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,9 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "best_seed_bd_rate_x264": fitness(best_seed) if best_seed else None,
         "best_seed_program": best_seed.program_name if best_seed else None,
+        "best_seed_yuv_bd_rate_x264": yuv_bd_rate(best_seed) if best_seed else None,
         "best_bd_rate_x264": fitness(best) if best else None,
+        "best_yuv_bd_rate_x264": yuv_bd_rate(best) if best else None,
         "best_program": best.program_name if best else None,
         "improvement_points": (fitness(best_seed) - fitness(best) if best_seed and best else None),
+        "seeds": {r.program_name: fitness(r) for r in seeds},
+        "best_lineage": lineage(best, records) if best else [],
         "ok": sum(r.status == "ok" for r in records),
         "failed": sum(r.status != "ok" for r in records),
         "wall_s": round(wall, 1),

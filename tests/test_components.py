@@ -78,19 +78,60 @@ def test_motion_search_finds_a_known_shift_on_a_real_frame(luma, name):
     assert hits >= 0.8, f"{name}: {hits:.0%} of blocks found the shift"
 
 
-def test_subpel_refinement_finds_a_half_pel_shift(luma):
-    scope = ns(("subpel", "bilinear"))
+@pytest.mark.parametrize("name", ["bilinear", "sixtap"])
+def test_subpel_refinement_finds_a_half_pel_shift(luma, name):
+    scope = ns(("subpel", name))
     ref = luma[64:192, 64:224]
     cur = (luma[64:192, 64:224] + luma[64:192, 65:225]) / 2  # half a pixel to the right
     mv = scope["subpel_refine"](cur, ref, np.zeros((8, 10, 2), np.int64), 16, 0.1, {"MV_SCALE": 4})
     hits = np.mean((mv[:, :-1].reshape(-1, 2) == (0, 2)).all(axis=1))
-    assert hits >= 0.9
+    assert hits >= 0.8
     pred = scope["motion_compensate"](ref, mv, 16, 4)
-    assert np.abs(pred - cur)[:, :-16].max() < 1e-9
+    assert np.abs(pred - cur)[:, :-16].mean() < (1e-9 if name == "bilinear" else 1.0)
     assert ns(("subpel", "none"))["subpel_config"]() == {"MV_SCALE": 1}
 
 
-@pytest.mark.parametrize("name", ["deadzone", "rdo"])
+def test_sixtap_is_the_h264_half_sample_filter(luma):
+    scope = ns(("subpel", "sixtap"))
+    plane = np.pad(luma[:32, :40], 3, mode="edge")
+    up = scope["interpolate"](plane, 4)
+    g = plane[3:-3, 3:-3].astype(np.int64)
+    assert up.shape == (128, 160) and np.array_equal(up[::4, ::4], g)
+    row = plane[3:-3].astype(np.int64)
+    taps = row[:, :-5] - 5 * row[:, 1:-4] + 20 * row[:, 2:-3] + 20 * row[:, 3:-2]
+    half = np.clip((taps - 5 * row[:, 4:-1] + row[:, 5:] + 16) >> 5, 0, 255)
+    assert np.array_equal(up[::4, 2::4], half[:, 1:41])
+    ramp = np.add.outer(np.arange(20.0), 2 * np.arange(20.0)) + 50
+    exact = scope["bilinear_up"](ramp, 2)  # a ramp's halves are its midpoints (rounded)
+    assert np.abs(scope["interpolate"](ramp, 2) - exact).max() <= 0.5
+
+
+def test_skip_mode_skips_what_the_reference_already_predicts(luma):
+    scope = ns(("subpel", "bilinear"), ("mode", "skip"), ("transform", "dct"), ("quant", "rdo"))
+    cfg = {"BLOCK_SIZE": 8, "MB_SIZE": 16, "MV_SCALE": 4, "STEP_Y": 8.0, "STEP_C": 8.0}
+    cfg["FREQ_SLOPE"] = 0.0
+    y = luma[:64, :96]
+    ref = [y, y[::2, ::2], y[::2, ::2]]
+    src = [p.copy() for p in ref]
+    src[0][16:32, 32:48] = 255 - src[0][16:32, 32:48]  # one macroblock changed
+    mv = np.zeros((4, 6, 2), np.int64)
+    skip = scope["mode_decide"](src, ref, mv, cfg)
+    assert not skip[1, 2] and skip.sum() == skip.size - 1
+    assert ns(("mode", "coded"))["mode_decide"](src, ref, mv, cfg).sum() == 0
+
+
+def test_vectors_walk_back_from_their_differences():
+    scope = ns()
+    rng = np.random.default_rng(5)
+    mv = rng.integers(-9, 10, size=(5, 7, 2))
+    skip = rng.random((5, 7)) < 0.4
+    final, diffs = scope["mv_walk"](skip, mv=mv)
+    assert np.array_equal(final[~skip], mv[~skip]) and len(diffs) == (~skip).sum()
+    assert np.array_equal(scope["mv_walk"](skip, diffs=diffs)[0], final)
+    assert np.array_equal(scope["median_pred"](final)[skip], final[skip])
+
+
+@pytest.mark.parametrize("name", ["deadzone", "rdo", "rdoq"])
 def test_quantisers(name):
     scope = ns(("quant", name))
     cfg = {"FREQ_SLOPE": 0.0}
@@ -116,6 +157,23 @@ def test_rdo_quantiser_trades_tail_coefficients_for_rate():
     assert (rdo[kept] == plain[kept]).all()  # it only ever zeroes levels
 
 
+def test_rdoq_lowers_levels_only_where_the_bits_saved_outweigh_the_error():
+    scope = ns(("quant", "rdoq"))
+    coef = np.random.default_rng(4).laplace(scale=12.0, size=(400, 64))
+    steps = np.full(64, 8.0)
+    q = scope["quantise"](coef, steps, False, {})
+    nearest = np.round(coef / steps)
+    assert (np.sign(q) * np.sign(nearest) >= 0).all() and (np.abs(q) <= np.abs(nearest)).all()
+    assert np.count_nonzero(np.abs(q) < np.abs(nearest)) > 0
+
+    def cost(levels: np.ndarray) -> float:
+        lam = 0.1 * 8.0**2  # the component's default RDOQ_LAMBDA
+        return float(((coef - levels * steps) ** 2).sum() + lam * scope["level_bits"](levels).sum())
+
+    assert cost(q) < cost(nearest)
+    assert cost(q) < cost(ns(("quant", "rdo"))["quantise"](coef, steps, False, {}))
+
+
 def _laplacian_levels(count: int, n: int, scale: float) -> np.ndarray:
     rng = np.random.default_rng(3)
     return np.round(rng.laplace(scale=scale, size=(count, n))).astype(np.int64)
@@ -132,15 +190,21 @@ def test_entropy_coders_round_trip_and_compress_a_laplacian_source(name, factor)
     scope = ns(("entropy", name))
     cfg = {k: float(v) for k, v in scope["entropy_config"]().items()}
     levels = _laplacian_levels(400, 16, 1.5)
-    data = scope["entropy_encode_levels"](levels, 20, cfg)
-    assert (scope["entropy_decode_levels"](data, 400, 16, 20, cfg) == levels).all()
-    assert len(data) * 8 <= factor * _entropy_bits(levels) + 512
+    mask = np.arange(400) % 5 != 0
     ints = np.array([0, 1, -1, 17, -300, 2**20, 5, 0, 0, -2])
-    assert (
-        scope["entropy_decode_ints"](scope["entropy_encode_ints"](ints, cfg), 10, cfg) == ints
-    ).all()
-    zeros = np.zeros((64, 64), np.int64)
-    assert len(scope["entropy_encode_levels"](zeros, 8, cfg)) < 40
+    coder = scope["EntropyCoder"](cfg)
+    coder.levels("a", levels, 400, 16, 20)
+    coder.ints("b", ints, 10, np.arange(10) % 2, 2)
+    coder.levels("a", levels * mask[:, None], 400, 16, 20, mask)
+    data = coder.finish()
+    back = scope["EntropyCoder"](cfg, data)
+    assert (back.levels("a", None, 400, 16, 20) == levels).all()
+    assert (back.ints("b", None, 10, np.arange(10) % 2, 2) == ints).all()
+    assert (back.levels("a", None, 400, 16, 20, mask) == levels * mask[:, None]).all()
+    assert len(data) * 8 <= factor * _entropy_bits(levels) * 1.8 + 512
+    zeros = scope["EntropyCoder"](cfg)
+    zeros.levels("a", np.zeros((64, 64), np.int64), 64, 64, 8)
+    assert len(zeros.finish()) < 40
 
 
 def test_deblocking_reduces_blockiness(luma):
@@ -160,10 +224,23 @@ def test_deblocking_reduces_blockiness(luma):
     assert np.mean((out - plane) ** 2) < np.mean((blocky - plane) ** 2)
     off = ns(("loopfilter", "none"))["loop_filter"](blocky, b, step, {})
     assert off is blocky
+    skipped = np.zeros((16, 20), bool)  # no block coded: no new edge to filter
+    assert np.array_equal(scope["loop_filter"](blocky, b, step, {"DEBLOCK": 1.5}, skipped), blocky)
+    skipped[5, 5] = True
+    some = scope["loop_filter"](blocky, b, step, {"DEBLOCK": 1.5}, skipped)
+    changed = np.argwhere(some != blocky)
+    assert len(changed) and (changed.min(axis=0) >= (b * 5 - 2)).all()
+    assert (changed.max(axis=0) <= (b * 6 + 1)).all()
 
 
 def test_gop_structures():
-    ippp = ns(("gop", "ippp"))["gop_is_intra"]
-    assert [ippp(i, {"GOP_SIZE": 4}) for i in range(6)] == [1, 0, 0, 0, 1, 0]
-    assert all(ns(("gop", "intra_only"))["gop_is_intra"](i, {}) for i in range(5))
+    ippp = ns(("gop", "ippp"))["gop_plan"]
+    assert ippp(6, {"GOP_SIZE": 4}) == [(0, 0), (1, 1), (2, 1), (3, 1), (4, 0), (5, 1)]
+    assert ns(("gop", "intra_only"))["gop_plan"](3, {}) == [(0, 0), (1, 0), (2, 0)]
     assert math.isfinite(C.get("gop", "ippp").params["GOP_SIZE"].high)
+    ibp = ns(("gop", "ibp"))["gop_plan"]
+    # anchors 0, 2, 4 and the last picture; each anchor's B pictures follow it
+    plan = ibp(6, {"GOP_SIZE": 60, "B_RUN": 1})
+    assert plan == [(0, 0), (2, 1), (1, 2), (4, 1), (3, 2), (5, 1)]
+    assert ibp(7, {"GOP_SIZE": 4, "B_RUN": 2})[:4] == [(0, 0), (3, 1), (1, 2), (2, 2)]
+    assert (6, 0) in ibp(7, {"GOP_SIZE": 4, "B_RUN": 2})  # an intra anchor after GOP_SIZE

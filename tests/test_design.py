@@ -5,7 +5,8 @@ import random
 import pytest
 
 from codeclab.design.evolve import EvolveDesigner, normalised_sha256, seed_programs
-from codeclab.design.params import mutate_value, parse_params, set_params
+from codeclab.design.memory import UNSEARCHED, ParamMemory, parse_changes, parse_swaps
+from codeclab.design.params import Param, parse_params, set_params
 from codeclab.record import ExperimentRecord
 
 PROGRAM = """import numpy as np
@@ -35,13 +36,15 @@ def test_params_are_parsed_with_ranges():
 def test_mutations_stay_in_range_and_change_only_that_line():
     rng = random.Random(0)
     params = parse_params(PROGRAM)
+    memory = ParamMemory()
     for _ in range(200):
         for param in params.values():
-            value = mutate_value(param, rng)
+            value = memory.step("toy", param, rng)
+            memory.add("toy", {param.name: (float(param.value), float(value))}, rng.gauss(0, 1))
             if param.kind == "choice":
                 assert value in param.choices and value != param.value
             else:
-                assert param.low <= value <= param.high
+                assert param.low <= value <= param.high and value != param.value
     child = set_params(PROGRAM, {"STEP": 31})
     changed = [
         (a, b) for a, b in zip(PROGRAM.splitlines(), child.splitlines(), strict=True) if a != b
@@ -110,3 +113,69 @@ def test_bundled_seed_programs_declare_params():
     assert {"intra_dct", "inter_mc"} <= set(seeds)
     for source in seeds.values():
         assert parse_params(source), "a seed program without @param gives the designer nothing"
+
+
+# -- the parameter memory: what past changes teach the next mutation
+
+DEPTH = Param("DEPTH", "float", 1.0, 0.25, 4.0)
+GOP = Param("GOP", "int", 60, 1, 300)
+SIZE = Param("SIZE", "choice", 8, choices=(4, 8, 16))
+
+
+def test_changes_are_parsed_only_when_every_one_is_a_parameter():
+    assert parse_changes(["DEPTH: 1.0 -> 1.5", "GOP: 60 -> 30"]) == {
+        "DEPTH": (1.0, 1.5),
+        "GOP": (60.0, 30.0),
+    }
+    assert parse_changes(["entropy: adaptive_range -> expgolomb"]) is None
+    assert parse_changes([]) is None
+
+
+def test_untried_first_inert_rarely_paying_ones_favoured():
+    memory = ParamMemory()
+    memory.add("f", {"GOP": (60, 30)}, 0.0)  # no effect at all
+    memory.add("f", {"DEPTH": (1.0, 1.4)}, 2.0)
+    stats = memory.stats("f")
+    assert memory.weight(stats.get("SIZE")) == 2.0
+    assert memory.weight(stats["GOP"]) == 0.1
+    assert memory.weight(stats["DEPTH"]) > memory.weight(None) > memory.weight(stats["GOP"])
+    params = {"GOP": GOP, "DEPTH": DEPTH, "QP_SCALE": Param("QP_SCALE", "float", 1.0, 0.25, 4.0)}
+    drawn = [memory.choose("f", params, random.Random(i))[0] for i in range(300)]
+    assert drawn.count("DEPTH") > 5 * drawn.count("GOP") and not set(drawn) & set(UNSEARCHED)
+
+
+def test_what_a_name_did_in_another_family_orders_the_untried():
+    memory = ParamMemory()
+    memory.add("other", {"GOP": (60, 30)}, 0.0)
+    memory.add("other", {"DEPTH": (1.0, 2.0)}, 1.5)
+    assert memory.untried_weight("f", "GOP") == 0.5
+    assert memory.untried_weight("f", "DEPTH") == 3.0
+    assert memory.untried_weight("f", "SIZE") == 2.0
+    assert memory.untried_weight("other", "GOP") == 2.0  # only other families count
+
+
+def test_steps_follow_the_last_lesson_and_adapt_their_size():
+    memory = ParamMemory()
+    rng = random.Random(0)
+    memory.add("f", {"DEPTH": (1.0, 1.4)}, -1.0)  # going up hurt: go down next
+    assert all(memory.step("f", DEPTH, rng) < 1.0 for _ in range(10))
+    small = 1.0 - memory.step("f", DEPTH, rng)
+    memory.add("f", {"DEPTH": (1.0, 0.8)}, 1.0)
+    memory.add("f", {"DEPTH": (0.8, 0.6)}, 1.0)  # two gains downwards: bigger steps
+    assert 1.0 - memory.step("f", DEPTH, rng) > small
+    memory.add("f", {"SIZE": (8, 4)}, -1.0)
+    assert memory.step("f", SIZE, rng) == 16  # the untried choice
+    assert memory.step("g", GOP, rng) in (60 - 37, 60 + 37)  # a fresh family: span / 8
+
+
+def test_swaps_are_remembered_and_weighted_like_parameters():
+    assert parse_swaps(["entropy: adaptive_range -> expgolomb"]) == ["entropy=expgolomb"]
+    assert parse_swaps(["DEBLOCK: 1.5 -> 1.0"]) is None and parse_swaps([]) is None
+    memory = ParamMemory()
+    memory.add_swaps("c", ["entropy=expgolomb"], -5.0)
+    memory.add_swaps("c", ["gop=ibp"], 3.0)
+    options = [("entropy", "expgolomb"), ("gop", "ibp"), ("subpel", "none")]
+    drawn = [memory.choose_swap("c", options, random.Random(i)) for i in range(600)]
+    counts = [drawn.count(o) for o in options]
+    assert counts[1] > counts[2] > counts[0] > 0
+    assert memory.combinable("c", {"GOP": GOP}) == {}  # swaps are no parameter steps

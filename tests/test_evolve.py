@@ -8,7 +8,16 @@ import pytest
 from codeclab.config import SAMPLE_CLIP
 from codeclab.design import compose
 from codeclab.design.components import SLOTS, choices
-from codeclab.design.evolve import EvolveDesigner, normalised_sha256, seed_programs
+from codeclab.design.evolve import (
+    P_COMBINE,
+    P_EXTRAPOLATE,
+    P_SWAP,
+    EvolveDesigner,
+    normalised_sha256,
+    operator_odds,
+    seed_programs,
+)
+from codeclab.design.memory import UNSEARCHED
 from codeclab.design.params import parse_params
 from codeclab.media import load_clip
 from codeclab.record import ExperimentRecord
@@ -166,8 +175,8 @@ def _campaign(designer: EvolveDesigner, steps: int, score) -> tuple[list, dict]:
 
 def _score(source: str) -> float:
     params = parse_params(source)
-    value = params["QP_SCALE"].value if "QP_SCALE" in params else 1.0
-    return 10.0 + 5 * abs(value - 2.0) + len(source) % 7
+    value = params["DEBLOCK"].value if "DEBLOCK" in params else 1.0
+    return 10.0 + 5 * abs(value - 0.5) + len(source) % 7
 
 
 def test_designer_evaluates_seeds_then_uses_every_operator_without_duplicates():
@@ -182,6 +191,7 @@ def test_designer_evaluates_seeds_then_uses_every_operator_without_duplicates():
         "swap",
         "crossover",
         "extrapolate",
+        "combine",
     }
     assert all("island" in t and "grid cell" in t and "BD-rate vs x264" in t for t in texts)
 
@@ -212,11 +222,59 @@ def test_duplicates_are_rejected_before_evaluation_including_pending_ones():
 def test_extrapolate_repeats_a_step_that_paid_off():
     designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
     base = compose.compose()
-    better = compose.compose(values={"QP_SCALE": 1.2})
+    better = compose.compose(values={"DEBLOCK": 1.2})
     history = [
         _record("a", "composed", 10.0, 1),
-        _record("b", "composed~x", 8.0, 2, "a", {"mutations": ["QP_SCALE: 1.0 -> 1.2"]}),
+        _record("b", "composed~x", 8.0, 2, "a", {"mutations": ["DEBLOCK: 1.5 -> 1.2"]}),
     ]
     db = designer.database(history, {"a": base, "b": better})
     step = designer._extrapolation(db, db.entries["b"])
-    assert step == {"QP_SCALE": (1.2, 1.4)}
+    assert step == {"DEBLOCK": (1.2, 0.9)}
+
+
+def test_measurement_effect_parameters_are_never_searched():
+    history, _ = _campaign(EvolveDesigner(seed=2), 40, _score)
+    changed = [m.split(":")[0] for r in history for m in r.reasoning.mutations]
+    assert changed and not set(changed) & set(UNSEARCHED)
+    assert {"QP_SCALE", "QUALITY_OCTAVE", "CHROMA_QP_RATIO"} <= set(UNSEARCHED)
+
+
+def test_combine_brings_gains_of_two_lineages_together():
+    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
+    base = compose.compose()
+    one = compose.compose(values={"DEBLOCK": 1.0})
+    two = compose.compose(values={"I_QP_RATIO": 1.0})
+    history = [
+        _record("a", "composed", 10.0, 1),
+        _record("b", "composed~d", 9.0, 2, "a", {"mutations": ["DEBLOCK: 1.5 -> 1.0"]}),
+        _record("c", "composed~c", 8.5, 3, "a", {"mutations": ["I_QP_RATIO: 0.75 -> 1.0"]}),
+    ]
+    sources = {"a": base, "b": one, "c": two}
+    db = designer.database(history, sources)
+    memory = designer.memory(db)
+    assert memory.combinable("composed", parse_params(one)) == {"I_QP_RATIO": (0.75, 1.0)}
+    assert memory.combinable("composed", parse_params(base)) == {
+        "DEBLOCK": (1.5, 1.0),
+        "I_QP_RATIO": (0.75, 1.0),
+    }
+    proposals = [designer.propose(history, sources, i) for i in range(4, 40)]
+    combined = [p for p in proposals if p.reasoning.text.startswith("Operator combine")]
+    assert combined
+    for p in combined:
+        params = parse_params(p.source)
+        assert params["DEBLOCK"].value == 1.0 and params["I_QP_RATIO"].value == 1.0
+
+
+def test_operator_odds_follow_each_operators_success():
+    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
+    base = compose.compose()
+    history, sources = [_record("a", "composed", 10.0, 1)], {"a": base}
+    for i, (operator, bd) in enumerate([("swap", 12.0), ("swap", 11.0), ("combine", 8.0)]):
+        sha = f"c{i}"
+        sources[sha] = compose.compose(values={"DEBLOCK": 0.1 * (i + 1)})
+        text = f"Operator {operator} on island 0, grid cell None: ..."
+        history.append(_record(sha, "composed~x", bd, i + 2, "a", {"text": text}))
+    odds = operator_odds(designer.database(history, sources))
+    assert odds["swap"] == pytest.approx(P_SWAP * 2 * 1 / 4)
+    assert odds["combine"] == pytest.approx(P_COMBINE * 2 * 2 / 3)
+    assert odds["extrapolate"] == pytest.approx(P_EXTRAPOLATE)  # untried: the base odds

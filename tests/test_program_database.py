@@ -86,6 +86,16 @@ def test_selection_prefers_good_programs_but_explores_and_is_deterministic():
     assert [db.select(0, random.Random(k))[0].sha256 for k in range(50)] == names[:50]
 
 
+def test_a_hopeless_island_holds_its_tournaments_over_the_whole_database():
+    history = [record("p1", 2.0, 0), record("p2", 150.0, 1), record("p3", 160.0, 4)]
+    db = build(history, islands=3, migrate_every=100, explore=0.0)
+    picks = [db.select(1, random.Random(k))[0].sha256 for k in range(50)]
+    assert set(picks) <= {"p1", "p2", "p3"} and picks.count("p1") > 25
+    assert db.members[1] == ["p2", "p3"]
+    close = build(history, islands=3, migrate_every=100, explore=0.0, rescue=200.0)
+    assert {close.select(1, random.Random(k))[0].sha256 for k in range(50)} == {"p2", "p3"}
+
+
 def test_rebuild_is_order_independent_and_tracks_lineage():
     history = [
         record("p1", 5.0, 1),

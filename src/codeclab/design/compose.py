@@ -1,8 +1,11 @@
 """Compose codec programs from components: one readable, self-contained source file.
 
-A composed program is the prelude (imports), the shared core (block helpers, bilinear motion
-compensation), one component per slot, then the skeleton that wires them into ``encode``
-and ``decode``. Its second line records the composition::
+A composed program is the prelude (imports), the shared core (block helpers, motion
+compensation from an interpolated reference, median vector prediction, cost estimates), one
+component per slot, then the skeleton that wires them into ``encode`` and ``decode``: the
+GOP component's pictures in coding order (I, P with skip decisions, B with bi-prediction)
+through one entropy coder whose statistics span the whole sequence. Its second line
+records the composition::
 
     # codeclab-components: transform=dct intra=directional motion=hierarchical ...
 
@@ -27,8 +30,9 @@ DEFAULT = {
     "transform": "dct",
     "intra": "directional",
     "motion": "hierarchical",
-    "subpel": "bilinear",
-    "quant": "rdo",
+    "subpel": "sixtap",
+    "mode": "skip",
+    "quant": "rdoq",
     "entropy": "adaptive_range",
     "loopfilter": "deblock",
     "gop": "ippp",
@@ -79,26 +83,148 @@ def sad_of(blocks, rp, pad, ys, xs, mv, b):
     return np.abs(blocks - pred).sum(axis=(1, 2))
 
 
-def mc_blocks(rp, pad, ys, xs, mv, b, s):
-    """Bilinear prediction blocks for vectors ``mv`` in 1/s pel (padded reference)."""
-    iy, ix = np.floor_divide(mv[:, 0], s), np.floor_divide(mv[:, 1], s)
-    fy = ((mv[:, 0] - iy * s) / s)[:, None, None]
-    fx = ((mv[:, 1] - ix * s) / s)[:, None, None]
-    a = gather(rp, ys + pad + iy, xs + pad + ix, b + 1)
-    top = a[:, :b, :b] * (1 - fx) + a[:, :b, 1:] * fx
-    bottom = a[:, 1:, :b] * (1 - fx) + a[:, 1:, 1:] * fx
-    return top * (1 - fy) + bottom * fy
+def bilinear_up(p, s):
+    """Plane ``p`` (with a 3-pixel edge margin) interpolated bilinearly at 1/s pel: sample
+    (i, j) is position (i / s, j / s) of the plane inside the margin."""
+    g = p[3:-2, 3:-2]
+    a, b, c, d = g[:-1, :-1], g[:-1, 1:], g[1:, :-1], g[1:, 1:]
+    out = np.empty((a.shape[0] * s, a.shape[1] * s))
+    for fy in range(s):
+        for fx in range(s):
+            out[fy::s, fx::s] = (
+                (s - fx) * (s - fy) * a + fx * (s - fy) * b + (s - fx) * fy * c + fx * fy * d
+            ) / (s * s)
+    return out
 
 
-def motion_compensate(ref, mv, b, s):
+def upsampled(ref, s, pad, luma=True):
+    """``ref`` edge-padded by ``pad`` and interpolated at 1/s pel: luma by the subpel
+    component's filter, chroma bilinearly."""
+    p = np.pad(ref.astype(np.float64), pad + 3, mode="edge")
+    return interpolate(p, s) if luma else bilinear_up(p, s)
+
+
+def mc_up(up, s, pad, ys, xs, mv, b):
+    """Prediction blocks (N, b, b) at top-left corners (ys, xs) displaced by ``mv`` (1/s
+    pel), read from ``up`` = :func:`upsampled` (ref, s, pad)."""
+    i = np.arange(b) * s
+    ry = (ys + pad) * s + mv[:, 0]
+    rx = (xs + pad) * s + mv[:, 1]
+    return up[(ry[:, None] + i)[:, :, None], (rx[:, None] + i)[:, None, :]]
+
+
+def motion_compensate(ref, mv, b, s, luma=True):
     """Prediction plane from ``ref`` for the block vector field ``mv`` (1/s pel)."""
     nby, nbx = mv.shape[:2]
     pad = int(np.abs(mv).max()) // s + 2
-    rp = np.pad(ref.astype(np.float64), pad, mode="edge")
+    up = upsampled(ref, s, pad, luma)
     ys = np.repeat(np.arange(nby) * b, nbx)
     xs = np.tile(np.arange(nbx) * b, nby)
-    pred = mc_blocks(rp, pad, ys, xs, mv.reshape(-1, 2), b, s)
+    pred = mc_up(up, s, pad, ys, xs, mv.reshape(-1, 2), b)
     return from_blocks(pred.reshape(nby, nbx, b, b))
+
+
+def mv_walk(skip, mv=None, diffs=None):
+    """Vectors in raster order, each predicted by the median of its left, above and
+    above-right neighbours (above-left at the right edge, left only on the first row): a
+    skipped block takes the prediction, a coded one adds its difference. Encoder: ``mv``
+    given, returns (final vectors, differences of the coded ones); decoder: ``diffs``."""
+    nmy, nmx = skip.shape
+    final = np.zeros((nmy, nmx, 2), np.int64)
+    zero = np.zeros(2, np.int64)
+    out = []
+    for y in range(nmy):
+        for x in range(nmx):
+            left = final[y, x - 1] if x else zero
+            if y == 0:
+                p = left
+            else:
+                above = final[y - 1, x]
+                ar = final[y - 1, x + 1] if x + 1 < nmx else (final[y - 1, x - 1] if x else zero)
+                p = left + above + ar - np.maximum(np.maximum(left, above), ar)
+                p = p - np.minimum(np.minimum(left, above), ar)
+            if skip[y, x]:
+                final[y, x] = p
+            elif mv is not None:
+                final[y, x] = mv[y, x]
+                out.append(mv[y, x] - p)
+            else:
+                final[y, x] = p + diffs[len(out)]
+                out.append(diffs[len(out)])
+    return final, np.array(out, np.int64).reshape(-1, 2)
+
+
+def median_pred(mv):
+    """The vector :func:`mv_walk` predicts at every block, given the final field ``mv``."""
+    left = np.zeros_like(mv)
+    left[:, 1:] = mv[:, :-1]
+    above = np.zeros_like(mv)
+    above[1:] = mv[:-1]
+    ar = np.zeros_like(mv)
+    ar[1:, :-1] = mv[:-1, 1:]
+    if mv.shape[1] > 1:
+        ar[1:, -1] = mv[:-1, -2]
+    med = left + above + ar - np.maximum(np.maximum(left, above), ar)
+    med -= np.minimum(np.minimum(left, above), ar)
+    med[0] = left[0]
+    return med
+
+
+def per_tile(pixels, t):
+    """Sums of a pixel map over t x t tiles."""
+    h, w = pixels.shape
+    return pixels.reshape(h // t, t, w // t, t).sum(axis=(1, 3))
+
+
+def transform_plane(plane, m, b, zz):
+    n = b * b
+    blocks = to_blocks(plane, b)
+    nby, nbx = blocks.shape[:2]
+    return (m @ blocks @ m.T).reshape(nby * nbx, n)[:, zz], nbx
+
+
+def inverse_plane(coef, m, b, unzz, shape):
+    nby, nbx = shape[0] // b, shape[1] // b
+    blocks = coef[:, unzz].reshape(nby, nbx, b, b)
+    return from_blocks(m.T @ blocks @ m)
+
+
+def level_rate(levels):
+    """Estimated bits of each block of levels: a flag, the end, the nonzero magnitudes."""
+    a = np.abs(levels)
+    nz = a > 0
+    eob = np.where(nz.any(axis=1), levels.shape[1] - np.argmax(nz[:, ::-1], axis=1), 0)
+    return 1.0 + 2.0 * np.log2(1.0 + eob) + (nz * (3.0 + 2.0 * np.log2(np.maximum(a, 1)))).sum(1)
+
+
+def block_mask(coded, mbk, b):
+    """Which b x b blocks of a plane touch a coded macroblock (mbk x mbk pixels each)."""
+    pixels = np.kron(coded, np.ones((mbk, mbk), bool))
+    return to_blocks(pixels, b).any(axis=(2, 3)).reshape(-1)
+
+
+def inter_costs(src, ref, field, cfg, residual=True):
+    """Per macroblock: distortion (SSD over Y, U, V) of predicting with vector ``field``
+    and, with ``residual``, coding the residual; and its estimated bits (for decisions)."""
+    b, mb, s = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    m, zz = transform_matrix(b), zigzag(b)
+    unzz = np.argsort(zz)
+    dist = np.zeros(field.shape[:2])
+    bits = np.zeros(field.shape[:2])
+    for k in range(3):
+        mbk = mb if k == 0 else mb // 2
+        pred = motion_compensate(ref[k], field, mbk, s if k == 0 else 2 * s, k == 0)
+        rec = pred
+        if residual:
+            step = cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]
+            steps = quant_steps(b, step, cfg)
+            coef, nbx = transform_plane(src[k] - pred, m, b, zz)
+            lv = quantise(coef, steps, False, cfg)
+            rec = pred + inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
+            rate = np.kron(level_rate(lv).reshape(-1, nbx), np.ones((b, b))) / (b * b)
+            bits += per_tile(rate, mbk)
+        dist += per_tile((src[k] - rec) ** 2, mbk)
+    return dist, bits
 '''
 
 SKELETON = '''
@@ -127,8 +253,8 @@ def program_config(quality):
     step = QP_SCALE * 2.0 ** ((100 - quality) / QUALITY_OCTAVE)
     cfg = {"MB_SIZE": MB_SIZE, "SEARCH_RANGE": SEARCH_RANGE, "STEP_Y": step,
            "STEP_C": step * CHROMA_QP_RATIO, "I_QP_RATIO": I_QP_RATIO}
-    for part in (transform_config, intra_config, motion_config, subpel_config, quant_config,
-                 entropy_config, loopfilter_config, gop_config):
+    for part in (transform_config, intra_config, motion_config, subpel_config, mode_config,
+                 quant_config, entropy_config, loopfilter_config, gop_config):
         cfg.update(part())
     return {k: float(v) for k, v in cfg.items()}
 
@@ -139,22 +265,10 @@ def geometry(cfg, h, w):
     return b, mb, -(-h // m) * m, -(-w // m) * m
 
 
-def transform_plane(plane, m, b, zz):
-    n = b * b
-    blocks = to_blocks(plane, b)
-    nby, nbx = blocks.shape[:2]
-    return (m @ blocks @ m.T).reshape(nby * nbx, n)[:, zz], nbx
-
-
-def inverse_plane(coef, m, b, unzz, shape):
-    nby, nbx = shape[0] // b, shape[1] // b
-    blocks = coef[:, unzz].reshape(nby, nbx, b, b)
-    return from_blocks(m.T @ blocks @ m)
-
-
 def intra_plane(src, levels, modes, shape, b, steps, cfg):
     """Block by block in raster order: predict from reconstructed neighbours, choose the
-    mode (encoder), transform-code the residual; returns levels, modes, reconstruction."""
+    mode (encoder: least transformed residual magnitude, which tracks its bits better than
+    SAD), transform-code the residual; returns levels, modes, reconstruction."""
     m, zz = transform_matrix(b), zigzag(b)
     unzz = np.argsort(zz)
     nby, nbx = shape[0] // b, shape[1] // b
@@ -172,7 +286,8 @@ def intra_plane(src, levels, modes, shape, b, steps, cfg):
             preds = intra_predictors(top, left, corner, b, cfg)
             if encoding:
                 blk = src[y0 : y0 + b, x0 : x0 + b]
-                mode = int(np.argmin(np.abs(blk[None] - preds).sum(axis=(1, 2))))
+                satd = np.abs(m @ (blk[None] - preds) @ m.T).sum(axis=(1, 2))
+                mode = int(np.argmin(satd))
                 coef = (m @ (blk - preds[mode]) @ m.T).reshape(-1)[zz]
                 levels[i] = quantise(coef[None], steps, True, cfg)[0]
                 modes[i] = mode
@@ -184,60 +299,186 @@ def intra_plane(src, levels, modes, shape, b, steps, cfg):
     return levels, modes, rec.astype(np.uint8)
 
 
-def code_picture(cfg, intra, src, ref, segments):
-    """One picture. Encoder: ``src`` given, appends coded segments; decoder: reads them.
-    Returns the loop-filtered reconstruction, the next picture's reference."""
-    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
-    encoding = src is not None
-    shapes = [ref_shape for ref_shape in cfg["SHAPES"]]
+def code_intra(cfg, coder, src):
+    """An intra picture, plane by plane; returns the loop-filtered reconstruction."""
+    b = int(cfg["BLOCK_SIZE"])
     rec = []
-    if intra:
-        ratio = cfg["I_QP_RATIO"]
-        for k in range(3):
-            step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * ratio
-            steps = quant_steps(b, step, cfg)
-            count = (shapes[k][0] // b) * (shapes[k][1] // b)
-            if encoding:
-                lv, modes, r = intra_plane(src[k], None, None, shapes[k], b, steps, cfg)
-                segments.append(entropy_encode_levels(lv, shapes[k][1] // b, cfg))
-                segments.append(entropy_encode_ints(modes, cfg))
-            else:
-                lv = entropy_decode_levels(segments.pop(0), count, b * b, shapes[k][1] // b, cfg)
-                modes = entropy_decode_ints(segments.pop(0), count, cfg)
-                r = intra_plane(None, lv, modes, shapes[k], b, steps, cfg)[2]
-            rec.append(loop_filter(r, b, step, cfg))
-        return rec
-    s = int(cfg["MV_SCALE"])
-    nmy, nmx = shapes[0][0] // mb, shapes[0][1] // mb
-    if encoding:
-        lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
-        cur, r0 = src[0].astype(np.float64), ref[0].astype(np.float64)
-        mv = motion_search(cur, r0, mb, int(cfg["SEARCH_RANGE"]), lam)
-        mv = subpel_refine(cur, r0, mv, mb, lam, cfg).astype(np.int64)
-        segments.append(entropy_encode_ints(np.diff(mv, axis=1, prepend=0).ravel(), cfg))
+    for k in range(3):
+        shape = cfg["SHAPES"][k]
+        step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * cfg["I_QP_RATIO"]
+        steps = quant_steps(b, step, cfg)
+        count, row = (shape[0] // b) * (shape[1] // b), shape[1] // b
+        kind = "intra_y" if k == 0 else "intra_c"
+        if src is not None:
+            lv, modes, r = intra_plane(src[k], None, None, shape, b, steps, cfg)
+            coder.levels(kind, lv, count, b * b, row)
+        else:
+            lv = coder.levels(kind, None, count, b * b, row)
+            modes = np.zeros(count, np.int64)
+        grid = (count // row, row)
+        modes = code_rows(coder, kind + "_mode", modes.reshape(grid), grid, 4).ravel()
+        if src is None:
+            r = intra_plane(None, lv, modes, shape, b, steps, cfg)[2]
+        rec.append(loop_filter(r, b, step, cfg))
+    return rec
+
+
+def code_vectors(cfg, coder, src, ref):
+    """A P picture's block vectors (1/MV_SCALE pel) and which blocks are coded. Encoder:
+    search, decide modes, code skip flags and the coded blocks' vector differences."""
+    mb = int(cfg["MB_SIZE"])
+    shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
+    mv = skip = None
+    if src is not None:
+        mv = search_vectors(cfg, src, ref)
+        skip = np.zeros(shape, bool)
+        if cfg["SKIP"]:
+            skip = mode_decide(src, [r.astype(np.float64) for r in ref], mv, cfg)
+    if cfg["SKIP"]:
+        skip = code_rows(coder, "skip", None if skip is None else skip.astype(np.int64), shape, 2)
     else:
-        d = entropy_decode_ints(segments.pop(0), nmy * nmx * 2, cfg).reshape(nmy, nmx, 2)
-        mv = np.cumsum(d, axis=1)
-        if np.abs(mv).max(initial=0) > (int(cfg["SEARCH_RANGE"]) + 2) * s:
-            raise ValueError("motion vector out of range")
+        skip = np.zeros(shape, np.int64)
+    coded = skip == 0
+    return code_field(cfg, coder, "mv", mv, coded), coded
+
+
+def code_inter(cfg, coder, src, ref):
+    """A P picture: vectors and modes, then each plane's residual in the coded blocks."""
+    b, mb, s = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    mv, coded = code_vectors(cfg, coder, src, ref)
     m, zz = transform_matrix(b), zigzag(b)
     unzz = np.argsort(zz)
+    rec = []
     for k in range(3):
+        shape = cfg["SHAPES"][k]
         step = cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]
         steps = quant_steps(b, step, cfg)
-        pred = motion_compensate(ref[k], mv, mb if k == 0 else mb // 2, s if k == 0 else 2 * s)
-        nbx = shapes[k][1] // b
-        if encoding:
+        mbk = mb if k == 0 else mb // 2
+        pred = motion_compensate(ref[k], mv, mbk, s if k == 0 else 2 * s, k == 0)
+        mask = block_mask(coded, mbk, b)
+        count, row = len(mask), shape[1] // b
+        kind = "inter_y" if k == 0 else "inter_c"
+        if src is not None:
             coef, _ = transform_plane(src[k] - pred, m, b, zz)
-            lv = quantise(coef, steps, False, cfg)
-            segments.append(entropy_encode_levels(lv, nbx, cfg))
+            lv = quantise(coef, steps, False, cfg) * mask[:, None]
+            coder.levels(kind, lv, count, b * b, row, mask)
         else:
-            count = (shapes[k][0] // b) * nbx
-            lv = entropy_decode_levels(segments.pop(0), count, b * b, nbx, cfg)
-        res = inverse_plane(dequantise(lv, steps), m, b, unzz, shapes[k])
+            lv = coder.levels(kind, None, count, b * b, row, mask)
+        res = inverse_plane(dequantise(lv, steps), m, b, unzz, shape)
+        r = np.clip(np.floor(pred + res + 0.5), 0, 255).astype(np.uint8)
+        rec.append(loop_filter(r, b, step, cfg, mask.reshape(-1, row)))
+    return rec
+
+
+def search_vectors(cfg, src, ref):
+    """Encoder: block vectors (1/MV_SCALE pel) of ``src`` luma against reference ``ref``."""
+    mb = int(cfg["MB_SIZE"])
+    lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
+    r0 = ref[0].astype(np.float64)
+    mv = motion_search(src[0], r0, mb, int(cfg["SEARCH_RANGE"]), lam)
+    return subpel_refine(src[0], r0, mv, mb, lam, cfg).astype(np.int64)
+
+
+def code_field(cfg, coder, kind, field, used):
+    """Vectors of the ``used`` blocks as differences to their median prediction (unused
+    blocks take the prediction); returns the final field on both sides."""
+    n = 2 * int(used.sum())
+    if field is not None:
+        final, diffs = mv_walk(~used, mv=field)
+        coder.ints(kind, diffs.ravel(), n)
+        return final
+    final = mv_walk(~used, diffs=coder.ints(kind, None, n).reshape(-1, 2))[0]
+    if np.abs(final).max(initial=0) > (int(cfg["SEARCH_RANGE"]) + 2) * int(cfg["MV_SCALE"]):
+        raise ValueError("motion vector out of range")
+    return final
+
+
+def code_rows(coder, kind, values, shape, limit):
+    """Small per-block symbols row by row, in the context of the symbol above."""
+    out = np.zeros(shape, np.int64)
+    above = np.zeros(shape[1], np.int64)
+    for y in range(shape[0]):
+        given = values[y] if values is not None else None
+        out[y] = above = coder.ints(kind, given, shape[1], above, limit)
+    if out.min(initial=0) < 0 or out.max(initial=0) >= limit:
+        raise ValueError(f"bad {kind} symbol")
+    return out
+
+
+def code_bipred(cfg, coder, src, past, future):
+    """A B picture (never a reference): per macroblock forward, backward or averaged
+    prediction from the anchors around it, chosen by SAD + lambda * vector bits; the
+    vectors each direction uses, then every block's residual at step * B_QP_RATIO."""
+    b, mb, s = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
+    fields = mode = None
+    if src is not None:
+        lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
+        fields = [search_vectors(cfg, src, ref) for ref in (past, future)]
+        preds = [motion_compensate(r[0], f, mb, s) for r, f in zip((past, future), fields)]
+        preds.append((preds[0] + preds[1]) / 2)
+        sad = [per_tile(np.abs(src[0] - p), mb) for p in preds]
+        bits = [lam * mv_bits(f - median_pred(f)).sum(axis=2) for f in fields]
+        mode = np.argmin([sad[0] + bits[0], sad[1] + bits[1], sad[2] + bits[0] + bits[1]], 0)
+    mode = code_rows(coder, "b_mode", mode, shape, 3)
+    final = [
+        code_field(cfg, coder, f"b_mv{d}", None if fields is None else fields[d], mode != 1 - d)
+        for d in (0, 1)
+    ]
+    m, zz = transform_matrix(b), zigzag(b)
+    unzz = np.argsort(zz)
+    rec = []
+    for k in range(3):
+        step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * cfg["B_QP_RATIO"]
+        steps = quant_steps(b, step, cfg)
+        mbk, sk = (mb, s) if k == 0 else (mb // 2, 2 * s)
+        fwd = motion_compensate(past[k], final[0], mbk, sk, k == 0)
+        bwd = motion_compensate(future[k], final[1], mbk, sk, k == 0)
+        sel = np.kron(mode, np.ones((mbk, mbk), np.int64))
+        pred = np.where(sel == 0, fwd, np.where(sel == 1, bwd, (fwd + bwd) / 2))
+        count, row = (pred.shape[0] // b) * (pred.shape[1] // b), pred.shape[1] // b
+        kind = "b_y" if k == 0 else "b_c"
+        if src is not None:
+            coef, _ = transform_plane(src[k] - pred, m, b, zz)
+            lv = coder.levels(kind, quantise(coef, steps, False, cfg), count, b * b, row)
+        else:
+            lv = coder.levels(kind, None, count, b * b, row)
+        res = inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
         r = np.clip(np.floor(pred + res + 0.5), 0, 255).astype(np.uint8)
         rec.append(loop_filter(r, b, step, cfg))
     return rec
+
+
+def code_sequence(cfg, coder, frames, nf):
+    """Every picture in the GOP component's coding order through one coder; I and P
+    pictures become anchors (P predicts from the last one, B from the two around it).
+    Returns the reconstructions in display order."""
+    plan = gop_plan(nf, cfg)
+    if sorted(i for i, _ in plan) != list(range(nf)) or plan[0][1] != 0:
+        raise ValueError("bad picture plan")
+    out, anchors = [None] * nf, {}
+    for index, kind in plan:
+        src = None
+        if frames is not None:
+            src = [
+                pad_plane(np.asarray(p), *shape).astype(np.float64)
+                for p, shape in zip(frames[index], cfg["SHAPES"])
+            ]
+        before = [i for i in anchors if i < index]
+        after = [i for i in anchors if i > index]
+        if kind == 0:
+            rec = code_intra(cfg, coder, src)
+        elif kind == 1 and before:
+            rec = code_inter(cfg, coder, src, anchors[max(before)])
+        elif kind == 2 and before and after:
+            rec = code_bipred(cfg, coder, src, anchors[max(before)], anchors[min(after)])
+        else:
+            raise ValueError("bad picture plan")
+        if kind != 2:
+            anchors = {i: anchors[i] for i in sorted(anchors)[-1:]}  # the last two anchors
+            anchors[index] = rec
+        out[index] = rec
+    return out
 
 
 def encode(frames, fps, quality):
@@ -249,21 +490,12 @@ def encode(frames, fps, quality):
     cfg = program_config(quality)
     b, mb, ph, pw = geometry(cfg, h, w)
     names = sorted(cfg)
-    header = HEADER.pack(MAGIC, 1, w, h, len(frames), float(fps), len(names))
+    header = HEADER.pack(MAGIC, 2, w, h, len(frames), float(fps), len(names))
     header += b"".join(ENTRY.pack(k.encode(), cfg[k]) for k in names)
     cfg["SHAPES"] = [(ph, pw), (ph // 2, pw // 2), (ph // 2, pw // 2)]
-    body, ref = [], None
-    for index, frame in enumerate(frames):
-        src = [
-            pad_plane(np.asarray(p), *shape).astype(np.float64)
-            for p, shape in zip(frame, cfg["SHAPES"])
-        ]
-        intra = ref is None or bool(gop_is_intra(index, cfg))
-        segments = []
-        ref = code_picture(cfg, intra, src, ref, segments)
-        body.append(struct.pack("<BB", int(intra), len(segments)))
-        body += [struct.pack("<I", len(seg)) + seg for seg in segments]
-    data = header + b"".join(body)
+    coder = EntropyCoder(cfg)
+    code_sequence(cfg, coder, frames, len(frames))
+    data = header + coder.finish()
     return data + struct.pack("<I", zlib.crc32(data))
 
 
@@ -273,7 +505,7 @@ def decode(bitstream):
     if len(data) < HEADER.size + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
         raise ValueError("bitstream too short or corrupted (CRC mismatch)")
     magic, version, w, h, nf, _fps, n_cfg = HEADER.unpack_from(data)
-    if magic != MAGIC or version != 1 or not (0 < w <= 16384 and 0 < h <= 16384):
+    if magic != MAGIC or version != 2 or not (0 < w <= 16384 and 0 < h <= 16384):
         raise ValueError("not a composed-codec bitstream")
     pos, cfg = HEADER.size, {}
     for _ in range(n_cfg):
@@ -284,19 +516,9 @@ def decode(bitstream):
         raise ValueError("bad header")
     b, mb, ph, pw = geometry(cfg, h, w)
     cfg["SHAPES"] = [(ph, pw), (ph // 2, pw // 2), (ph // 2, pw // 2)]
-    out, ref = [], None
-    for _ in range(nf):
-        intra, count = struct.unpack_from("<BB", data, pos)
-        pos += 2
-        segments = []
-        for _ in range(count):
-            size = struct.unpack_from("<I", data, pos)[0]
-            segments.append(data[pos + 4 : pos + 4 + size])
-            pos += 4 + size
-        if not intra and ref is None:
-            raise ValueError("first picture is not intra")
-        ref = code_picture(cfg, bool(intra), None, ref, segments)
-        y, u, v = ref
+    coder = EntropyCoder(cfg, data[pos:-4])
+    out = []
+    for y, u, v in code_sequence(cfg, coder, None, nf):
         out.append((y[:h, :w].copy(), u[: h // 2, : w // 2].copy(), v[: h // 2, : w // 2].copy()))
     return out
 '''

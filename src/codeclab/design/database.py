@@ -13,6 +13,9 @@ database an uninterrupted one would have. The rules it replays:
   complexity class = source size in ``size_bucket`` byte steps); each cell keeps its best.
 * parent selection: a tournament within the island (lower fitness wins; unscored ones rank
   after scored ones), and now and then the elite of a random grid cell, to keep exploring.
+  An island whose best trails the global best by more than ``rescue`` BD-rate points (one
+  seeded with a hopeless program) holds its tournaments over the whole database, so a
+  small budget is not spent polishing a program that cannot catch up before migration.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class ProgramDatabase:
     size_bucket: int = 8192
     tournament: int = 3
     explore: float = 0.2
+    rescue: float = 25.0
     entries: dict[str, Entry] = field(default_factory=dict)
     members: list[list[str]] = field(default_factory=list)
     grid: dict[tuple[int, int], str] = field(default_factory=dict)
@@ -162,6 +166,9 @@ class ProgramDatabase:
             return self.entries[self.grid[cell]], f"elite of random grid cell {cell}"
         pool = [self.entries[s] for s in self.members[island]]
         if not pool:
+            pool = [e for e in self.entries.values() if e.record.status == "ok"]
+        best, mine = self.best(), self.best(island)
+        if best and mine and mine.fitness - best.fitness > self.rescue:
             pool = [e for e in self.entries.values() if e.record.status == "ok"]
         if not pool:
             raise RuntimeError("no successful experiment to build on: every seed program failed")

@@ -6,12 +6,26 @@ one island of the shared :class:`~codeclab.design.database.ProgramDatabase` (ite
 ``i`` -> island ``i % 3``) and picks a parent by tournament there (now and then the elite of
 a random quality-diversity grid cell), then applies one operator:
 
-* ``mutate``: one or two ``# @param`` values changed within their declared ranges;
+* ``mutate``: one (now and then two) ``# @param`` values changed within their declared
+  ranges, guided by :class:`~codeclab.design.memory.ParamMemory`: parameters are drawn by
+  what their past changes did (untried first, paying ones favoured, inert ones rarely),
+  moved the way their last informative change points, by a step that grows after gains and
+  shrinks after losses; parameters whose "gains" would be measurement effects (the global
+  quantiser scale, the chroma step ratio) are never searched, see
+  :mod:`codeclab.design.memory`;
+* ``combine``: improving parameter steps found in different lineages of the parent's
+  family, applied together to a parent that has none of them yet;
 * ``extrapolate``: when the parent beat its own parent by a parameter change, take the same
   step again (a cheap line search along a direction that just paid off);
-* ``swap`` (composed programs): replace the component in one slot by another of that slot;
+* ``swap`` (composed programs): replace the component in one slot by another of that slot,
+  untried components first, ones whose swaps paid off favoured (the same memory);
 * ``crossover`` (composed programs): take some slots, with their parameter values, from a
   second composed parent (preferably from another island).
+
+The odds of ``swap``, ``crossover``, ``combine`` and ``extrapolate`` adapt to how often
+each operator's children have beaten their parents so far (adaptive operator selection:
+the base odds times twice the success rate, from a uniform prior), so operators that keep
+failing on this problem give way to ``mutate`` and to those that pay.
 
 Children whose normalised code was already evaluated (or is pending) are rejected before
 evaluation. Fitness is BD-rate (PSNR-Y) against x264, falling back to x265; lower is better.
@@ -26,13 +40,21 @@ import functools
 import hashlib
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 
 from codeclab.design import compose
 from codeclab.design.components import SLOTS, choices
 from codeclab.design.database import Entry, ProgramDatabase
-from codeclab.design.params import mutate_value, parse_params, set_params
+from codeclab.design.memory import (
+    INERT,
+    UNSEARCHED,
+    ParamMemory,
+    parse_changes,
+    parse_swaps,
+)
+from codeclab.design.params import parse_params, set_params
 from codeclab.record import ExperimentRecord, Reasoning
 
 MAX_TRIES = 50
@@ -41,8 +63,11 @@ MIGRATE_EVERY = 6
 # Operator odds for composed parents (hand-written ones only mutate or extrapolate).
 P_SWAP = 0.25
 P_CROSSOVER = 0.15
+P_COMBINE = 0.35
 P_EXTRAPOLATE = 0.5
-_CHANGE = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*): (?P<old>\S+) -> (?P<new>\S+)$")
+# The fitness "gained" by a child that failed or went unscored, for the parameter memory.
+FAILED_GAIN = -100.0
+_OPERATOR = re.compile(r"^Operator (?P<name>\w+) on island")
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,31 @@ def _base_name(name: str) -> str:
     return name.split("~")[0]
 
 
+def operator_odds(db: ProgramDatabase) -> dict[str, float]:
+    """Each optional operator's odds: its base odds times twice its success rate so far
+    (children that beat their parent by more than noise, with a uniform prior)."""
+    wins: Counter[str] = Counter()
+    tries: Counter[str] = Counter()
+    for entry in db.entries.values():
+        parent = db.entries.get(entry.record.parent_sha256 or "")
+        found = _OPERATOR.match(entry.record.reasoning.text)
+        if parent is None or parent.fitness is None or not found:
+            continue
+        tries[found["name"]] += 1
+        wins[found["name"]] += entry.fitness is not None and entry.fitness < parent.fitness - INERT
+    base = {
+        "swap": P_SWAP,
+        "crossover": P_CROSSOVER,
+        "combine": P_COMBINE,
+        "extrapolate": P_EXTRAPOLATE,
+    }
+    return {op: p * 2 * (1 + wins[op]) / (2 + tries[op]) for op, p in base.items()}
+
+
+def _listed(steps: dict[str, tuple]) -> list[str]:
+    return [f"{n}: {old!r} -> {new!r}" for n, (old, new) in steps.items()]
+
+
 class EvolveDesigner:
     name = "evolve"
 
@@ -142,11 +192,13 @@ class EvolveDesigner:
                     ),
                 )
         island = db.island_of(iteration)
+        memory = self.memory(db)
+        odds = operator_odds(db)
         for _ in range(MAX_TRIES):
             parent, how = db.select(island, rng)
             if not parent.source:
                 continue
-            made = self._operate(db, parent, island, rng)
+            made = self._operate(db, memory, odds, parent, island, rng)
             if made is None:
                 continue
             child, operator, changes, other = made
@@ -157,15 +209,24 @@ class EvolveDesigner:
 
     # -- operators ------------------------------------------------------------------------
 
-    def _operate(self, db: ProgramDatabase, parent: Entry, island: int, rng: random.Random):
+    def _operate(
+        self,
+        db: ProgramDatabase,
+        memory: ParamMemory,
+        odds: dict[str, float],
+        parent: Entry,
+        island: int,
+        rng: random.Random,
+    ):
         composed = compose.parse_components(parent.source)
         roll = rng.random()
-        if composed is not None and roll < P_SWAP:
-            slot = rng.choice([s for s in SLOTS if len(choices(s)) > 1])
-            name = rng.choice([c for c in choices(slot) if c != composed[slot]])
+        family = _base_name(parent.record.program_name)
+        if composed is not None and roll < odds["swap"]:
+            options = [(s, c) for s in SLOTS for c in choices(s) if c != composed[s]]
+            slot, name = memory.choose_swap(family, options, rng)
             child = compose.swap(parent.source, slot, name)
             return child, "swap", [f"{slot}: {composed[slot]} -> {name}"], None
-        if composed is not None and roll < P_SWAP + P_CROSSOVER:
+        if composed is not None and roll < odds["swap"] + odds["crossover"]:
             other = db.select_other(
                 island,
                 rng,
@@ -182,18 +243,43 @@ class EvolveDesigner:
                 child = compose.crossover(parent.source, other.source, taken)
                 changes = [f"{s}: {composed[s]} -> {theirs[s]}" for s in SLOTS if s in taken]
                 return child, "crossover", changes, other
-        step = self._extrapolation(db, parent) if rng.random() < P_EXTRAPOLATE else None
+        params = parse_params(parent.source)
+        steps = memory.combinable(family, params) if rng.random() < odds["combine"] else {}
+        if steps:
+            child = set_params(parent.source, {n: new for n, (_, new) in steps.items()})
+            if len(steps) > 1 and db.is_duplicate(child):  # all together was tried: a part
+                steps = dict(rng.sample(sorted(steps.items()), k=rng.randint(1, len(steps) - 1)))
+                child = set_params(parent.source, {n: new for n, (_, new) in steps.items()})
+            return child, "combine", _listed(steps), None
+        step = self._extrapolation(db, parent) if rng.random() < odds["extrapolate"] else None
         if step:
             child = set_params(parent.source, {n: new for n, (_, new) in step.items()})
-            changes = [f"{n}: {old!r} -> {new!r}" for n, (old, new) in step.items()]
-            return child, "extrapolate", changes, None
-        params = parse_params(parent.source)
-        if not params:
+            return child, "extrapolate", _listed(step), None
+        chosen = memory.choose(family, params, rng)
+        values = {n: memory.step(family, params[n], rng) for n in chosen}
+        values = {n: v for n, v in values.items() if v != params[n].value}
+        if not values:
             return None
-        chosen = rng.sample(sorted(params), k=min(len(params), rng.choice([1, 2])))
-        values = {n: mutate_value(params[n], rng) for n in chosen}
-        changes = [f"{n}: {params[n].value!r} -> {values[n]!r}" for n in chosen]
+        changes = [f"{n}: {params[n].value!r} -> {v!r}" for n, v in values.items()]
         return set_params(parent.source, values), "mutate", changes, None
+
+    def memory(self, db: ProgramDatabase) -> ParamMemory:
+        """Every parameter-only or swap-only child's gain over its parent, by family (the
+        seed's name)."""
+        memory = ParamMemory()
+        for entry in sorted(db.entries.values(), key=lambda e: e.record.iteration or 0):
+            parent = db.entries.get(entry.record.parent_sha256 or "")
+            if parent is None or parent.fitness is None:
+                continue
+            gain = FAILED_GAIN if entry.fitness is None else parent.fitness - entry.fitness
+            family = _base_name(entry.record.program_name)
+            mutations = entry.record.reasoning.mutations
+            changes = parse_changes(mutations)
+            if changes is not None:
+                memory.add(family, changes, gain)
+            elif (swaps := parse_swaps(mutations)) is not None:
+                memory.add_swaps(family, swaps, gain)
+        return memory
 
     def _extrapolation(self, db: ProgramDatabase, parent: Entry) -> dict | None:
         """The parent's last parameter step taken once more, if that step improved fitness."""
@@ -202,19 +288,16 @@ class EvolveDesigner:
             return None
         if parent.fitness >= grand.fitness:
             return None
+        changes = parse_changes(parent.record.reasoning.mutations)
+        if changes is None:
+            return None
         params = parse_params(parent.source)
         step = {}
-        for text in parent.record.reasoning.mutations:
-            m = _CHANGE.match(text)
-            if not m or m["name"] not in params:
+        for name, (old, new) in changes.items():
+            param = params.get(name)
+            if param is None or param.kind == "choice" or name in UNSEARCHED:
                 return None
-            param = params[m["name"]]
-            try:
-                old, new = float(m["old"]), float(m["new"])
-            except ValueError:
-                return None
-            if param.kind == "choice" or param.low is None or param.high is None:
-                return None
+            assert param.low is not None and param.high is not None
             target = min(param.high, max(param.low, new + (new - old)))
             target = int(round(target)) if param.kind == "int" else round(target, 4)
             if target == param.value:
@@ -228,6 +311,7 @@ class EvolveDesigner:
         tag = {
             "mutate": "+".join(c.split(":")[0] for c in changes).lower(),
             "extrapolate": "x" + "+".join(c.split(":")[0] for c in changes).lower(),
+            "combine": "comb",
             "swap": changes[0].split(" -> ")[-1] if changes else "swap",
             "crossover": "cross",
         }[operator]
@@ -238,6 +322,8 @@ class EvolveDesigner:
             "mutate": "probe whether a nearby parameter setting improves the RD trade-off",
             "extrapolate": "the parent gained from this step over its own parent, so take the "
             "same step again",
+            "combine": "these steps each paid off in another lineage of this family; together "
+            "they may add up",
             "swap": "try another component in that slot, keeping the evolved parameters",
             "crossover": "combine slots that worked in two different lineages",
         }[operator]

@@ -12,7 +12,6 @@ comments included, stays exactly as written and the diff against the parent is o
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 
@@ -50,24 +49,6 @@ def parse_params(source: str) -> dict[str, Param]:
             low, high = (float(x) for x in spec.split(".."))
             params[m["name"]] = Param(m["name"], kind, value, low, high)
     return params
-
-
-def mutate_value(param: Param, rng: random.Random) -> int | float:
-    """A new value in the declared range, different from the current one where possible."""
-    if param.kind == "choice":
-        others = [c for c in param.choices if c != param.value] or list(param.choices)
-        return rng.choice(others)
-    assert param.low is not None and param.high is not None
-    if param.kind == "int":
-        span = max(1, round((param.high - param.low) / 4))
-        step = rng.choice([-1, 1]) * rng.randint(1, span)
-        return int(min(param.high, max(param.low, param.value + step)))
-    scaled = (
-        param.value * 2 ** rng.gauss(0.0, 0.5)
-        if param.value
-        else rng.uniform(param.low, param.high)
-    )
-    return round(min(param.high, max(param.low, scaled)), 4)
 
 
 def set_params(source: str, values: dict[str, int | float]) -> str:

@@ -11,15 +11,21 @@ the shared core into one self-contained program. The interfaces, by slot:
                 candidate predictions (modes, b, b) of a block from reconstructed neighbours.
 ``motion``      ``motion_config()``, ``motion_search(cur, ref, mb, rng, lam)``: whole-pel
                 vectors (rows, cols, 2) as (dy, dx).
-``subpel``      ``subpel_config()`` (``MV_SCALE``), ``subpel_refine(cur, ref, mv, mb, cfg)``:
-                vectors in 1/MV_SCALE pel.
+``subpel``      ``subpel_config()`` (``MV_SCALE``), ``interpolate(p, s)``: the luma
+                reference at 1/s pel (both sides), ``subpel_refine(cur, ref, mv, mb, lam,
+                cfg)``: vectors in 1/MV_SCALE pel.
 ``quant``       ``quant_config()``, ``quant_steps(b, step, cfg)``, ``quantise(coef, steps,
                 intra, cfg)``, ``dequantise(levels, steps)``.
-``entropy``     ``entropy_config()``, ``entropy_encode_levels(levels, cfg)`` /
-                ``entropy_decode_levels(data, count, n, cfg)``, ``entropy_encode_ints`` /
-                ``entropy_decode_ints(data, count, cfg)``.
-``loopfilter``  ``loopfilter_config()``, ``loop_filter(plane, b, step, cfg)``.
-``gop``         ``gop_config()``, ``gop_is_intra(index, cfg)``.
+``mode``        ``mode_config()`` (``SKIP``), ``mode_decide(src, ref, mv, cfg)``: which
+                macroblocks of a P picture are skipped (encoder side).
+``entropy``     ``entropy_config()``, ``EntropyCoder(cfg, data=None)``: one per bitstream,
+                ``levels(kind, levels, count, n, row, mask)``, ``ints(kind, values, count,
+                ctx, n_ctx)`` (given values when encoding, ``None`` when decoding: both
+                return the values), ``finish() -> bytes``.
+``loopfilter``  ``loopfilter_config()``, ``loop_filter(plane, b, step, cfg, coded)``
+                (``coded``: which blocks carry a residual; ``None``: all).
+``gop``         ``gop_config()``, ``gop_plan(frames, cfg)``: (display index, type) in
+                coding order; type 0 intra, 1 P, 2 B.
 
 Each ``*_config()`` returns the numbers its decoder side needs; the composed encoder
 writes them into the bitstream header and the decoder reads them from there only.
@@ -31,7 +37,17 @@ from dataclasses import dataclass, field
 
 from codeclab.design.params import Param, parse_params
 
-SLOTS = ("transform", "intra", "motion", "subpel", "quant", "entropy", "loopfilter", "gop")
+SLOTS = (
+    "transform",
+    "intra",
+    "motion",
+    "subpel",
+    "mode",
+    "quant",
+    "entropy",
+    "loopfilter",
+    "gop",
+)
 
 PRELUDE = """import math
 import struct
@@ -70,6 +86,7 @@ def _registry() -> dict[str, dict[str, Component]]:
         gop,
         intra,
         loopfilter,
+        mode,
         motion,
         quant,
         subpel,
@@ -77,7 +94,7 @@ def _registry() -> dict[str, dict[str, Component]]:
     )
 
     table: dict[str, dict[str, Component]] = {slot: {} for slot in SLOTS}
-    for module in (transform, intra, motion, subpel, quant, entropy, loopfilter, gop):
+    for module in (transform, intra, motion, subpel, mode, quant, entropy, loopfilter, gop):
         for item in module.COMPONENTS:
             table[item.slot][item.name] = item
     return table

@@ -1,11 +1,19 @@
-"""Entropy coding of quantised levels (rows of zig-zag blocks) and of small signed integers."""
+"""Entropy coding: one coder object per bitstream, so adaptive statistics carry over from
+plane to plane and picture to picture (small pictures never pay for relearning them) and
+the body is one stream with no per-segment lengths or padding.
+
+The coder codes given values (encoder) or returns decoded ones (decoder) through the very
+same methods, which keeps the two sides in lock-step by construction. ``kind`` names a set
+of statistics (intra luma levels, residual chroma levels, vector differences, ...).
+"""
 
 from codeclab.design.components import component
 
 ADAPTIVE_RANGE = component(
     "entropy",
     "adaptive_range",
-    "context-adaptive range coding (constriction): end-of-block, band/last/above contexts",
+    "context-adaptive range coding (constriction): end-of-block, band/end-class/last/above "
+    "contexts, statistics kept across the whole sequence",
     '''
 # Largest level magnitude coded with its own symbol; larger ones use an escape.
 ESCAPE = 15  # @param int 2..40
@@ -15,6 +23,8 @@ ADAPT_WINDOW = 1024  # @param int 32..16384
 AR_INC = 32
 AR_FAMILY = constriction.stream.model.Categorical(perfect=False)
 AR_HALF = constriction.stream.model.Categorical(np.array([0.5, 0.5], np.float32), perfect=False)
+AR_BANDS = np.array([1, 2, 3, 4, 6, 9, 13, 18, 25, 33, 44, 56])
+AR_ECLS = np.array([1.5, 2.5, 4.5, 8.5, 16.5, 32.5])
 
 
 def entropy_config():
@@ -24,8 +34,10 @@ def entropy_config():
 class AdaptiveModel:
     """Frequency tables, one row per context, updated identically by encoder and decoder."""
 
-    def __init__(self, n_ctx, n_sym, window):
+    def __init__(self, n_ctx, n_sym, window, flat=False):
         prior = np.maximum(1, (AR_INC * 4) >> np.minimum(np.arange(n_sym), 30))
+        if flat:
+            prior = np.ones(n_sym)
         self.counts = np.tile(prior.astype(np.float32), (n_ctx, 1))
         self.totals = self.counts.sum(axis=1)
         self.limit = float(window * AR_INC)
@@ -41,16 +53,26 @@ class AdaptiveModel:
             self.totals[big] = self.counts[big].sum(axis=1)
 
 
-class RangeIO:
-    """Encodes given symbols, or decodes them: both sides run the same coding functions."""
+class EntropyCoder:
+    """Range coder with adaptive models by (kind, role), for the whole bitstream."""
 
-    def __init__(self, data=None):
+    def __init__(self, cfg, data=None):
         self.encoding = data is None
+        self.escape, self.window = int(cfg["ESCAPE"]), int(cfg["ADAPT_WINDOW"])
+        self.models = {}
         if self.encoding:
             self.enc = constriction.stream.queue.RangeEncoder()
         else:
-            words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-            self.dec = constriction.stream.queue.RangeDecoder(words)
+            if len(data) % 4:
+                raise ValueError("entropy-coded data is not whole 32-bit words")
+            self.dec = constriction.stream.queue.RangeDecoder(
+                np.frombuffer(data, dtype="<u4").astype(np.uint32)
+            )
+
+    def model(self, key, n_ctx, n_sym, flat=False):
+        if key not in self.models:
+            self.models[key] = AdaptiveModel(n_ctx, n_sym, self.window, flat)
+        return self.models[key]
 
     def sym(self, model, ctx, values):
         if ctx.size == 0:
@@ -72,97 +94,81 @@ class RangeIO:
             return np.asarray(values, np.int64)
         return self.dec.decode(AR_HALF, n).astype(np.int64)
 
-    def getvalue(self):
+    def tail(self, kind, mags, values, escape):
+        """Escapes (adaptive Exp-Golomb exponent + raw bits) and signs; signed values."""
+        pos = np.nonzero(mags == escape)
+        n_esc = len(pos[0])
+        if n_esc:
+            if self.encoding:
+                v = np.abs(values[pos]) - escape + 1
+                x = np.zeros(n_esc, np.int64)
+                for t in range(1, 31):
+                    x += (v >> t) > 0
+            exp_model = self.model((kind, "exp"), 1, 31)
+            x = self.sym(exp_model, np.zeros(n_esc, np.int64), x if self.encoding else None)
+            owner = np.repeat(np.arange(n_esc), x)
+            shift = np.arange(int(x.sum())) - np.repeat(np.cumsum(x) - x, x)
+            b = self.bits((v[owner] >> shift) & 1 if self.encoding else None, len(owner))
+            rest = np.bincount(owner, weights=b << shift, minlength=n_esc).astype(np.int64)
+            mags[pos] = escape + (1 << x) + rest - 1
+        nz = np.nonzero(mags)
+        sign = self.bits((values[nz] < 0).astype(np.int64) if self.encoding else None, len(nz[0]))
+        mags[nz] *= 1 - 2 * sign
+        return mags
+
+    def levels(self, kind, levels, count, n, row, mask=None):
+        """(count, n) zig-zag levels, rows of ``row`` blocks; blocks where ``mask`` is false
+        are not coded (zero). Per block the end-of-block (context: the block above), then the
+        magnitudes before it (context: band x end class x is-last x the level above)."""
+        escape = self.escape
+        t = np.arange(n) * 64.0 / n
+        band = np.searchsorted(AR_BANDS, t, side="right")
+        ecls = np.searchsorted(AR_ECLS, np.arange(n + 1) * 64.0 / n)
+        eob_ctx = np.where(np.arange(n + 1) == 0, 0, ecls + 1)
+        eob_model = self.model((kind, n, "eob"), len(AR_ECLS) + 2, n + 1, flat=True)
+        n_ctx = (len(AR_BANDS) + 1) * (len(AR_ECLS) + 1) * 2 * 3
+        mag_model = self.model((kind, n, "mag"), n_ctx, escape + 1)
+        mags = np.zeros((count, n), np.int64)
+        if self.encoding:
+            levels = np.asarray(levels, np.int64)
+            nz = levels != 0
+            eob_all = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
+            sym_all = np.minimum(np.abs(levels), escape)
+        prev_e = np.zeros(row, np.int64)
+        prev_m = np.zeros((row, n), np.int64)
+        for r in range(count // row):
+            s = slice(r * row, (r + 1) * row)
+            cols = np.arange(row) if mask is None else np.flatnonzero(mask[s])
+            row_e = np.zeros(row, np.int64)
+            given = eob_all[s][cols] if self.encoding else None
+            e = self.sym(eob_model, eob_ctx[prev_e[cols]], given)
+            row_e[cols] = e
+            total = int(e.sum())
+            if total:
+                blk = np.repeat(cols, e)
+                k = np.arange(total) - np.repeat(np.cumsum(e) - e, e)
+                ee = np.repeat(e, e)
+                last = (k == ee - 1).astype(np.int64)
+                ctx = ((band[k] * (len(AR_ECLS) + 1) + ecls[ee]) * 2 + last) * 3
+                ctx = ctx + np.minimum(prev_m[blk, k], 2)
+                m = self.sym(mag_model, ctx, sym_all[s][blk, k] if self.encoding else None)
+                mags[r * row + blk, k] = m
+            prev_e = row_e
+            prev_m = mags[s]
+        return self.tail(kind, mags, levels, escape)
+
+    def ints(self, kind, values, count, ctx=None, n_ctx=1):
+        """Signed integers: magnitude (up to 16, then an escape) in context ``ctx``, then
+        escapes and signs."""
+        model = self.model((kind, "int"), n_ctx, 17)
+        ctx = np.zeros(count, np.int64) if ctx is None else np.asarray(ctx, np.int64)
+        if self.encoding:
+            values = np.asarray(values, np.int64).ravel()
+        mags = self.sym(model, ctx, np.minimum(np.abs(values), 16) if self.encoding else None)
+        return self.tail(kind, mags.copy(), values, 16)
+
+    def finish(self):
         return self.enc.get_compressed().astype("<u4").tobytes()
-
-
-def ar_tail(io, mags, values, escape, window):
-    """Escapes (adaptive Exp-Golomb exponent + raw bits) and signs; returns signed values."""
-    pos = np.nonzero(mags == escape)
-    n_esc = len(pos[0])
-    if n_esc:
-        if io.encoding:
-            v = np.abs(values[pos]) - escape + 1
-            x = np.zeros(n_esc, np.int64)
-            for t in range(1, 31):
-                x += (v >> t) > 0
-        exp_model = AdaptiveModel(1, 31, window)
-        x = io.sym(exp_model, np.zeros(n_esc, np.int64), x if io.encoding else None)
-        owner = np.repeat(np.arange(n_esc), x)
-        shift = np.arange(int(x.sum())) - np.repeat(np.cumsum(x) - x, x)
-        b = io.bits((v[owner] >> shift) & 1 if io.encoding else None, len(owner))
-        rest = np.bincount(owner, weights=b << shift, minlength=n_esc).astype(np.int64)
-        mags[pos] = escape + (1 << x) + rest - 1
-    nz = np.nonzero(mags)
-    sign = io.bits((values[nz] < 0).astype(np.int64) if io.encoding else None, len(nz[0]))
-    mags[nz] *= 1 - 2 * sign
-    return mags
-
-
-def ar_levels(io, levels, count, n, row, cfg):
-    """Per row of blocks: each block's end-of-block (context: the block above), then the
-    magnitudes before it (context: frequency band x is-last x the magnitude above)."""
-    escape, window = int(cfg["ESCAPE"]), int(cfg["ADAPT_WINDOW"])
-    t = np.arange(n) * 64.0 / n
-    band = np.searchsorted(np.array([1, 2, 3, 5, 8, 12, 18, 27, 40]), t, side="right")
-    eob_model = AdaptiveModel(4, n + 1, window)
-    mag_model = AdaptiveModel(10 * 2 * 3, escape + 1, window)
-    mags = np.zeros((count, n), np.int64)
-    if io.encoding:
-        nz = levels != 0
-        eob_all = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
-        sym_all = np.minimum(np.abs(levels), escape)
-    prev_e = np.zeros(row, np.int64)
-    prev_m = np.zeros((row, n), np.int64)
-    cols = np.arange(row)
-    for r in range(count // row):
-        s = slice(r * row, (r + 1) * row)
-        ectx = np.searchsorted(np.array([1, 3, 7]), prev_e, side="right")
-        e = io.sym(eob_model, ectx, eob_all[s] if io.encoding else None)
-        total = int(e.sum())
-        if total:
-            blk = np.repeat(cols, e)
-            k = np.arange(total) - np.repeat(np.cumsum(e) - e, e)
-            last = (k == np.repeat(e, e) - 1).astype(np.int64)
-            ctx = (band[k] * 2 + last) * 3 + np.minimum(prev_m[blk, k], 2)
-            m = io.sym(mag_model, ctx, sym_all[s][blk, k] if io.encoding else None)
-            mags[r * row + blk, k] = m
-        prev_e = e
-        prev_m = mags[s]
-    return ar_tail(io, mags, levels, escape, window)
-
-
-def entropy_encode_levels(levels, row, cfg):
-    io = RangeIO()
-    ar_levels(io, np.asarray(levels, np.int64), len(levels), levels.shape[1], row, cfg)
-    return io.getvalue()
-
-
-def entropy_decode_levels(data, count, n, row, cfg):
-    return ar_levels(RangeIO(data), None, count, n, row, cfg)
-
-
-def ar_ints(io, values, count, cfg):
-    window = int(cfg["ADAPT_WINDOW"])
-    model = AdaptiveModel(1, 17, window)
-    mags = np.zeros(count, np.int64)
-    a = np.minimum(np.abs(values), 16) if io.encoding else None
-    for start in range(0, count, 64):
-        s = slice(start, min(count, start + 64))
-        ctx = np.zeros(s.stop - s.start, np.int64)
-        mags[s] = io.sym(model, ctx, a[s] if io.encoding else None)
-    return ar_tail(io, mags, values, 16, window)
-
-
-def entropy_encode_ints(values, cfg):
-    io = RangeIO()
-    v = np.asarray(values, np.int64).ravel()
-    ar_ints(io, v, len(v), cfg)
-    return io.getvalue()
-
-
-def entropy_decode_ints(data, count, cfg):
-    return ar_ints(RangeIO(data), None, count, cfg)
 ''',
 )
 
@@ -194,26 +200,6 @@ def eg_bits(u, k):
     return np.where(j < zeros, 0, (c[owner] >> np.maximum(shift, 0)) & 1).astype(np.uint8)
 
 
-def eg_pack(u, k):
-    bits = eg_bits(u, k)
-    return struct.pack("<I", len(bits)) + np.packbits(bits).tobytes()
-
-
-def eg_reader(data):
-    n = struct.unpack("<I", data[:4])[0]
-    bits = np.unpackbits(np.frombuffer(data[4:], np.uint8))[:n]
-    return (bits + 48).tobytes().decode()
-
-
-def eg_next(text, pos, k):
-    one = text.find("1", pos)
-    if one < 0:
-        raise ValueError("truncated Exp-Golomb stream")
-    z = one - pos
-    end = one + z + k + 1
-    return int(text[one:end], 2) - (1 << k), end
-
-
 def signed_to_u(v):
     return np.where(v > 0, 2 * v - 1, -2 * v)
 
@@ -222,44 +208,57 @@ def u_to_signed(u):
     return (u + 1) // 2 if u % 2 else -(u // 2)
 
 
-def entropy_encode_levels(levels, row, cfg):
-    levels = np.asarray(levels, np.int64)
-    count, n = levels.shape
-    nz = levels != 0
-    eob = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
-    inside = np.arange(n)[None, :] < eob[:, None]
-    k = int(cfg["EG_ORDER"])
-    head = eg_pack(eob, 0)
-    body = eg_pack(signed_to_u(levels)[inside], k)
-    return struct.pack("<I", len(head)) + head + body
+class EntropyCoder:
+    """A bit writer, or a reader over the same bits ('0'/'1' text for fast scanning)."""
 
+    def __init__(self, cfg, data=None):
+        self.encoding = data is None
+        self.k = int(cfg["EG_ORDER"])
+        self.chunks = []
+        if not self.encoding:
+            n = struct.unpack("<I", data[:4])[0]
+            bits = np.unpackbits(np.frombuffer(data[4:], np.uint8))[:n]
+            self.text, self.pos = (bits + 48).tobytes().decode(), 0
 
-def entropy_decode_levels(data, count, n, row, cfg):
-    k = int(cfg["EG_ORDER"])
-    size = struct.unpack("<I", data[:4])[0]
-    heads, body = eg_reader(data[4 : 4 + size]), eg_reader(data[4 + size :])
-    out = np.zeros((count, n), np.int64)
-    pa = pb = 0
-    for i in range(count):
-        e, pa = eg_next(heads, pa, 0)
-        if e > n:
-            raise ValueError("end-of-block past the block")
-        for j in range(e):
-            u, pb = eg_next(body, pb, k)
-            out[i, j] = u_to_signed(u)
-    return out
+    def next(self, k):
+        one = self.text.find("1", self.pos)
+        if one < 0:
+            raise ValueError("truncated Exp-Golomb stream")
+        end = one + (one - self.pos) + k + 1
+        value = int(self.text[one:end], 2) - (1 << k)
+        self.pos = end
+        return value
 
+    def levels(self, kind, levels, count, n, row, mask=None):
+        """Per coded block ue(end-of-block), then se(level) up to it."""
+        coded = np.ones(count, bool) if mask is None else np.asarray(mask, bool)
+        if self.encoding:
+            levels = np.asarray(levels, np.int64)
+            nz = levels != 0
+            eob = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)[coded]
+            for block, e in zip(levels[coded], eob):  # head, then that block's levels
+                self.chunks.append(eg_bits(np.array([e]), 0))
+                self.chunks.append(eg_bits(signed_to_u(block[:e]), self.k))
+            return levels
+        out = np.zeros((count, n), np.int64)
+        for i in np.flatnonzero(coded):
+            e = self.next(0)
+            if e > n:
+                raise ValueError("end-of-block past the block")
+            for j in range(e):
+                out[i, j] = u_to_signed(self.next(self.k))
+        return out
 
-def entropy_encode_ints(values, cfg):
-    return eg_pack(signed_to_u(np.asarray(values, np.int64).ravel()), 0)
+    def ints(self, kind, values, count, ctx=None, n_ctx=1):
+        if self.encoding:
+            values = np.asarray(values, np.int64).ravel()
+            self.chunks.append(eg_bits(signed_to_u(values), 0))
+            return values
+        return np.array([u_to_signed(self.next(0)) for _ in range(count)], np.int64)
 
-
-def entropy_decode_ints(data, count, cfg):
-    text, pos, out = eg_reader(data), 0, np.zeros(count, np.int64)
-    for i in range(count):
-        u, pos = eg_next(text, pos, 0)
-        out[i] = u_to_signed(u)
-    return out
+    def finish(self):
+        bits = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.uint8)
+        return struct.pack("<I", len(bits)) + np.packbits(bits).tobytes()
 ''',
 )
 

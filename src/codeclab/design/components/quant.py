@@ -40,11 +40,37 @@ def quantise(coef, steps, intra, cfg):
     + _STEPS,
 )
 
+_EOB = '''
+
+def level_bits(q):
+    """Estimated bits of a level: one for a zero, more for larger magnitudes."""
+    return np.where(q == 0, 1.0, 3.0 + 2.0 * np.log2(np.maximum(np.abs(q), 1)))
+
+
+def rd_end_of_block(coef, q, steps, lam):
+    """Per block, the end e minimising sum_{k<e} (D_q + lam R) + sum_{k>=e} D_0 (the DC
+    position is always kept); levels from e on are zeroed."""
+    shape = q.shape
+    n = shape[-1]
+    c = coef.reshape(-1, n)
+    ql = q.reshape(-1, n).copy()
+    kept = (c - ql * steps) ** 2 + lam * level_bits(ql)
+    zero = np.zeros((len(c), 1))
+    cost = np.concatenate([zero, np.cumsum(kept[:, 1:], axis=1)], axis=1) + np.concatenate(
+        [np.cumsum((c[:, 1:] ** 2)[:, ::-1], axis=1)[:, ::-1], zero], axis=1
+    )
+    valid = np.concatenate([np.ones((len(c), 1), bool), ql[:, 1:] != 0], axis=1)
+    cost[~valid] = np.inf
+    end = np.argmin(cost, axis=1) + 1
+    ql[np.arange(n)[None, :] >= end[:, None]] = 0
+    return ql.reshape(shape)
+'''
+
 RDO = component(
     "quant",
     "rdo",
     "dead-zone quantiser plus a rate-distortion choice of each block's last coefficient",
-    '''
+    """
 # Dead zone of intra levels: the rounding offset is 0.5 - DEADZONE_INTRA.
 DEADZONE_INTRA = 0.1  # @param float 0.0..0.5
 # Dead zone of residual levels: the rounding offset is 0.5 - DEADZONE_INTER.
@@ -60,30 +86,49 @@ def quant_config():
 
 
 def quantise(coef, steps, intra, cfg):
-    """Dead-zone levels, then per block the end e minimising
-    sum_{k<e} (D_q + lam R) + sum_{k>=e} D_0 (the DC position is always kept)."""
+    \"\"\"Dead-zone levels, then the rate-distortion choice of each block's end.\"\"\"
     dz = DEADZONE_INTRA if intra else DEADZONE_INTER
     q = (np.sign(coef) * np.floor(np.abs(coef) / steps + (0.5 - dz))).astype(np.int64)
     lam = float(RDO_LAMBDA) * float(steps[0]) ** 2
-    if lam <= 0:
-        return q
-    shape = q.shape
-    n = shape[-1]
-    c = coef.reshape(-1, n)
-    ql = q.reshape(-1, n).copy()
-    rate = np.where(ql == 0, 1.0, 3.0 + 2.0 * np.log2(np.maximum(np.abs(ql), 1)))
-    kept = (c - ql * steps) ** 2 + lam * rate
-    zero = np.zeros((len(c), 1))
-    cost = np.concatenate([zero, np.cumsum(kept[:, 1:], axis=1)], axis=1) + np.concatenate(
-        [np.cumsum((c[:, 1:] ** 2)[:, ::-1], axis=1)[:, ::-1], zero], axis=1
-    )
-    valid = np.concatenate([np.ones((len(c), 1), bool), ql[:, 1:] != 0], axis=1)
-    cost[~valid] = np.inf
-    end = np.argmin(cost, axis=1) + 1
-    ql[np.arange(n)[None, :] >= end[:, None]] = 0
-    return ql.reshape(shape)
-'''
+    return rd_end_of_block(coef, q, steps, lam) if lam > 0 else q
+"""
+    + _EOB
     + _STEPS,
 )
 
-COMPONENTS = [DEADZONE, RDO]
+RDOQ = component(
+    "quant",
+    "rdoq",
+    "rate-distortion optimised quantisation: each level chosen among round, round-1 and 0 "
+    "by D + lambda R, then the RD end-of-block choice",
+    """
+# Lagrange multiplier (times step^2) of residual levels; 0 = plain rounding.
+RDOQ_LAMBDA = 0.1  # @param float 0.0..1.0
+# Lagrange multiplier (times step^2) of intra levels (they become references: keep more).
+RDOQ_LAMBDA_INTRA = 0.05  # @param float 0.0..1.0
+# Extra step growth towards the highest frequency (0 = flat matrix).
+FREQ_SLOPE = 0.0  # @param float 0.0..2.0
+
+
+def quant_config():
+    return {"FREQ_SLOPE": FREQ_SLOPE}
+
+
+def quantise(coef, steps, intra, cfg):
+    \"\"\"Per coefficient the magnitude m in {round, round - 1, 0} minimising
+    (|c| - m step)^2 + lam bits(m): a level is lowered only where the bits it saves are
+    worth more than the error it adds; then the end-of-block choice.\"\"\"
+    lam = float(RDOQ_LAMBDA_INTRA if intra else RDOQ_LAMBDA) * float(steps[0]) ** 2
+    a = np.abs(coef)
+    top = np.floor(a / steps + 0.5)
+    cands = np.stack([top, np.maximum(top - 1, 0), np.zeros_like(top)])
+    cost = (a[None] - cands * steps) ** 2 + lam * level_bits(cands)
+    mags = np.take_along_axis(cands, np.argmin(cost, axis=0)[None], axis=0)[0]
+    q = (np.sign(coef) * mags).astype(np.int64)
+    return rd_end_of_block(coef, q, steps, lam) if lam > 0 else q
+"""
+    + _EOB
+    + _STEPS,
+)
+
+COMPONENTS = [DEADZONE, RDO, RDOQ]

@@ -1,6 +1,61 @@
-"""Sub-pixel motion refinement (encoder side); bilinear interpolation is in the core."""
+"""Sub-pixel motion: the luma interpolation filter (``interpolate``, used by encoder and
+decoder) and the encoder's refinement of whole-pel vectors to 1/MV_SCALE pel."""
 
 from codeclab.design.components import component
+
+_REFINE = '''
+
+# Rounds that let each block take a neighbour's vector where that codes cheaper.
+NEIGHBOUR_ROUNDS = 1  # @param int 0..4
+
+
+def subpel_refine(cur, ref, mv, mb, lam, cfg):
+    """Scale whole-pel vectors to 1/MV_SCALE pel and try the 8 neighbours at each halving
+    of the step on the interpolated reference, then the neighbouring blocks' vectors; the
+    cost is SAD + lam * bits of the difference to the median prediction."""
+    s = int(cfg["MV_SCALE"])
+    h, w = cur.shape
+    nby, nbx = h // mb, w // mb
+    blocks = to_blocks(cur, mb).reshape(-1, mb, mb)
+    ys = np.repeat(np.arange(nby) * mb, nbx)
+    xs = np.tile(np.arange(nbx) * mb, nby)
+    m = mv.reshape(-1, 2) * s
+    pad = int(np.abs(mv).max()) + 3
+    up = upsampled(ref, s, pad)
+
+    def cost(v, med):
+        pred = mc_up(up, s, pad, ys, xs, v, mb)
+        bits = mv_bits(v[:, 0] - med[:, 0]) + mv_bits(v[:, 1] - med[:, 1])
+        return np.abs(blocks - pred).sum(axis=(1, 2)) + lam * bits
+
+    def improve(candidates, med, best):
+        for cand in candidates:
+            c = cost(cand, med)
+            better = c < best
+            best[better] = c[better]
+            m[better] = cand[better]
+
+    step = s // 2
+    while step >= 1:
+        med = median_pred(m.reshape(nby, nbx, 2)).reshape(-1, 2)
+        centre = m.copy()
+        offsets = [(dy, dx) for dy in (-step, 0, step) for dx in (-step, 0, step) if dy or dx]
+        improve([centre + np.array(d) for d in offsets], med, cost(m, med))
+        step //= 2
+    for _ in range(int(NEIGHBOUR_ROUNDS)):
+        field = m.reshape(nby, nbx, 2)
+        med = median_pred(field).reshape(-1, 2)
+        rows, cols = np.arange(nby), np.arange(nbx)
+        near = [
+            field[:, np.maximum(cols - 1, 0)],
+            field[:, np.minimum(cols + 1, nbx - 1)],
+            field[np.maximum(rows - 1, 0)],
+            field[np.minimum(rows + 1, nby - 1)],
+            field * 0,
+        ]
+        improve([n.reshape(-1, 2).copy() for n in near] + [med], med, cost(m, med))
+    return m.reshape(nby, nbx, 2)
+'''
 
 NONE = component(
     "subpel",
@@ -11,6 +66,10 @@ def subpel_config():
     return {"MV_SCALE": 1}
 
 
+def interpolate(p, s):
+    return bilinear_up(p, s)
+
+
 def subpel_refine(cur, ref, mv, mb, lam, cfg):
     return mv
 """,
@@ -19,7 +78,26 @@ def subpel_refine(cur, ref, mv, mb, lam, cfg):
 BILINEAR = component(
     "subpel",
     "bilinear",
-    "half- then quarter-pel refinement around the whole-pel vector (bilinear reference)",
+    "half- then quarter-pel refinement on a bilinearly interpolated reference",
+    """
+# Vector precision: 2 = half pel, 4 = quarter pel.
+MV_PRECISION = 4  # @param choice 2,4
+
+
+def subpel_config():
+    return {"MV_SCALE": MV_PRECISION}
+
+
+def interpolate(p, s):
+    return bilinear_up(p, s)
+"""
+    + _REFINE,
+)
+
+SIXTAP = component(
+    "subpel",
+    "sixtap",
+    "H.264 luma interpolation: 6-tap (1,-5,20,20,-5,1) half pels, averaged quarter pels",
     '''
 # Vector precision: 2 = half pel, 4 = quarter pel.
 MV_PRECISION = 4  # @param choice 2,4
@@ -29,39 +107,44 @@ def subpel_config():
     return {"MV_SCALE": MV_PRECISION}
 
 
-def subpel_refine(cur, ref, mv, mb, lam, cfg):
-    """Scale whole-pel vectors to 1/MV_SCALE pel and try the 8 neighbours at each halving."""
-    s = int(cfg["MV_SCALE"])
-    h, w = cur.shape
-    nby, nbx = h // mb, w // mb
-    blocks = to_blocks(cur, mb).reshape(-1, mb, mb)
-    ys = np.repeat(np.arange(nby) * mb, nbx)
-    xs = np.tile(np.arange(nbx) * mb, nby)
-    m = mv.reshape(-1, 2) * s
-    pad = int(np.abs(mv).max()) + 3
-    rp = np.pad(ref, pad, mode="edge")
+def six_tap(a, axis):
+    """The half-sample filter along ``axis``, unscaled; the output is 5 samples shorter."""
+    n = a.shape[axis]
 
-    def cost(v):
-        pred = mc_blocks(rp, pad, ys, xs, v, mb, s)
-        bits = mv_bits(v[:, 0]) + mv_bits(v[:, 1])
-        return np.abs(blocks - pred).sum(axis=(1, 2)) + lam * bits
+    def sl(o):
+        idx = [slice(None)] * a.ndim
+        idx[axis] = slice(o, n - 5 + o)
+        return a[tuple(idx)]
 
-    best = cost(m)
-    step = s // 2
-    while step >= 1:
-        centre = m.copy()
-        for dy in (-step, 0, step):
-            for dx in (-step, 0, step):
-                if dy == 0 and dx == 0:
-                    continue
-                cand = centre + np.array((dy, dx))
-                c = cost(cand)
-                better = c < best
-                best[better] = c[better]
-                m[better] = cand[better]
-        step //= 2
-    return m.reshape(nby, nbx, 2)
-''',
+    return sl(0) - 5 * sl(1) + 20 * sl(2) + 20 * sl(3) - 5 * sl(4) + sl(5)
+
+
+def interpolate(p, s):
+    """Plane ``p`` (3-pixel edge margin) at 1/s pel: integer 6-tap halves (the centre
+    one filtered twice), rounded and clipped as in H.264; quarters average neighbours."""
+    p = np.round(p).astype(np.int64)
+    g = p[3:-3, 3:-3]
+    if s == 1:
+        return g.astype(np.float64)
+    hh, ww = g.shape
+    b1 = six_tap(p, 1)[:, 1 : 1 + ww]
+    up = np.empty((2 * hh, 2 * ww), np.int64)
+    up[0::2, 0::2] = g
+    up[0::2, 1::2] = np.clip((b1[3:-3] + 16) >> 5, 0, 255)
+    up[1::2, 0::2] = np.clip((six_tap(p[:, 3:-3], 0)[1 : 1 + hh] + 16) >> 5, 0, 255)
+    up[1::2, 1::2] = np.clip((six_tap(b1, 0)[1 : 1 + hh] + 512) >> 10, 0, 255)
+    if s == 2:
+        return up.astype(np.float64)
+    e = np.pad(up, ((0, 1), (0, 1)), mode="edge")
+    right, down, diag = e[:-1, 1:], e[1:, :-1], e[1:, 1:]
+    q = np.empty((4 * hh, 4 * ww), np.int64)
+    q[0::2, 0::2] = up
+    q[0::2, 1::2] = (up + right + 1) >> 1
+    q[1::2, 0::2] = (up + down + 1) >> 1
+    q[1::2, 1::2] = (up + right + down + diag + 2) >> 2
+    return q.astype(np.float64)
+'''
+    + _REFINE,
 )
 
-COMPONENTS = [NONE, BILINEAR]
+COMPONENTS = [NONE, BILINEAR, SIXTAP]
