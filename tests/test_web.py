@@ -70,7 +70,9 @@ def test_experiment_page_shows_the_record(lab):
     for heading in ("Clips", "Results", "Baselines", "BD-rate", "Target check", "Phases"):
         assert f"<h2>{heading}</h2>" in html
     assert record.clips[0].name in html
-    assert "x265" in html and '<pre class="source">' in html
+    assert "x265" in html and '<iframe class="program"' in html
+    program = lab["client"].get(f"/experiments/{record.experiment_id}/program").text
+    assert '<pre class="source">' in program
     for phase in record.phases:
         assert f"<td>{phase.name}</td>" in html
     assert lab["client"].get("/experiments/no-such-experiment").status_code == 404
@@ -79,7 +81,8 @@ def test_experiment_page_shows_the_record(lab):
 def test_text_from_programs_and_models_is_escaped(lab):
     client = lab["client"]
     evil = lab["evil"]
-    for path in ("/", "/blog", f"/experiments/{evil.experiment_id}"):
+    pages = ("/", "/blog", f"/experiments/{evil.experiment_id}")
+    for path in (*pages, f"/experiments/{evil.experiment_id}/program"):
         html = client.get(path).text
         assert EVIL not in html, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path

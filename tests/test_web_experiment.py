@@ -288,7 +288,6 @@ def test_page_has_charts_player_stepper_and_timeline(lab):
         "Phases",
         "Downloads",
         "Program source",
-        "Change from the parent",
         "Version history",
     ):
         assert f"<h2>{heading}</h2>" in html, heading
@@ -320,9 +319,13 @@ def test_page_has_charts_player_stepper_and_timeline(lab):
 
 
 def test_program_is_highlighted_and_escaped(lab):
-    client = lab["client"]
-    html = client.get(f"/experiments/{lab['evil'].experiment_id}").text
+    client, evil = lab["client"], lab["evil"]
+    page = client.get(f"/experiments/{evil.experiment_id}").text
+    framed = f"/experiments/{evil.experiment_id}/program"
+    assert f'<iframe class="program" src="{framed}" loading="lazy"' in page
+    html = client.get(framed).text
     assert EVIL not in html and ESCAPED in html
+    assert client.get("/experiments/nope/program").status_code == 404
     program = html[html.index('<pre class="source">') :]
     assert '<span class="k">def</span>' in program
     assert f'<span class="c1"># {ESCAPED}</span>' in program
@@ -330,13 +333,13 @@ def test_program_is_highlighted_and_escaped(lab):
 
 def test_diff_against_the_parent_is_escaped(lab):
     client, child, first = lab["client"], lab["child"], lab["records"][0]
-    html = client.get(f"/experiments/{child.experiment_id}").text
+    html = client.get(f"/experiments/{child.experiment_id}/program").text
     assert EVIL not in html
     diff = html[html.index('<pre class="source diff">') :]
     diff = diff[: diff.index("</pre>")]
     assert f"parent {first.program_sha256[:12]}" in diff
     assert f'<span class="gi">+# {ESCAPED}' in diff
-    record_html = client.get(f"/experiments/{first.experiment_id}").text
+    record_html = client.get(f"/experiments/{first.experiment_id}/program").text
     assert "No parent: this program did not come from another one." in record_html
 
 

@@ -106,13 +106,10 @@ def router(dash: Dashboard) -> APIRouter:
     def experiment(request: Request, experiment_id: str) -> HTMLResponse:
         record = dash.get_record(experiment_id)
         links = dash.downloads(record)
-        source = dash.store.source(record.program_sha256)
         sources = {clip.sha256: source_reason(clip) for clip in record.clips}
         context = {
             **dash.summary(record),
             "links": links,
-            "source": program_html(source) if source is not None else None,
-            "parent": parent_change(dash, record, source),
             "ancestors": lineage(dash.store, record),
             "sources": sources,
             "compare": comparison(record, links, sources),
@@ -126,5 +123,22 @@ def router(dash: Dashboard) -> APIRouter:
             ],
         }
         return dash.templates.TemplateResponse(request, "experiment.html", context)
+
+    @routes.get(
+        "/experiments/{experiment_id}/program",
+        response_class=HTMLResponse,
+        summary="the program highlighted, and its change from the parent",
+    )
+    def program(request: Request, experiment_id: str) -> HTMLResponse:
+        """Its own page, framed lazily by the experiment page: a program's highlighted text
+        is most of that page's bytes, and many readers never scroll down to it."""
+        record = dash.get_record(experiment_id)
+        source = dash.store.source(record.program_sha256)
+        context = {
+            "record": record,
+            "source": program_html(source) if source is not None else None,
+            "parent": parent_change(dash, record, source),
+        }
+        return dash.templates.TemplateResponse(request, "program.html", context)
 
     return routes
