@@ -121,7 +121,7 @@ def test_evaluate_with_s3_keeps_nothing_locally_and_links_in_json(
         "CODECLAB_ARTIFACTS_URL": f"s3://{bucket}/lab",
         "CODECLAB_S3_ENDPOINT_URL": endpoint,
     }
-    args = ["--clip", str(small_clip_path), "--qualities", "30,90", "--baselines", "none"]
+    args = ["--clip", str(small_clip_path), "--qualities", "30,90", "--baselines", "x264"]
     done = cli(
         "evaluate", str(PROGRAMS / "quantise_zlib.py"), *args, "--json", cwd=home.parent, env=env
     )
@@ -133,6 +133,13 @@ def test_evaluate_with_s3_keeps_nothing_locally_and_links_in_json(
         assert link.startswith(endpoint) and "X-Amz-Signature" in link
     assert httpx.get(artifacts["bitstreams"][0]).content[:7]  # the bitstream's bytes
     assert not (home / "artifacts").exists()  # no local copy left behind
+    import boto3
+
+    listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(
+        Bucket=bucket, Prefix="lab/cache/baselines/"
+    )
+    names = [item["Key"].rsplit("/", 1)[-1] for item in listed.get("Contents", [])]
+    assert names.count("rung.json") == len(record["baselines"]["x264"][0]["rungs"])
     assert DUMMY["AWS_SECRET_ACCESS_KEY"] not in done.stdout + done.stderr
     # the database holds s3:// locations; show --json presigns them afresh
     shown = cli("show", record["experiment_id"], "--json", cwd=home.parent, env=env)
@@ -152,3 +159,55 @@ def test_evaluate_with_s3_keeps_nothing_locally_and_links_in_json(
         stored.artifacts.decoder
         == f"s3://{bucket}/lab/decoders/{record['experiment_id']}_decoder.py"
     )
+
+
+def test_baseline_cache_is_shared_through_s3(endpoint, bucket, tmp_path, sample, monkeypatch):
+    """A second machine (another cache directory) takes a curve another one encoded from the
+    S3 store, encoding nothing; a tampered shared entry is ignored, encoded afresh and
+    replaced."""
+    from codeclab.evaluate import baselines
+    from tests.conftest import crop
+
+    frames = [crop(f, 64, 48, 112, 96) for f in sample.frames[:3]]
+    shared = S3ArtifactStore(f"s3://{bucket}/lab", endpoint_url=endpoint)
+    first = baselines.baseline_curve(
+        frames, sample.fps, "c" * 64, "x264", tmp_path / "one", shared=shared
+    )
+    folders = {Path(r.bitstream).parent.name for r in first}
+    for folder in folders:
+        assert shared.exists(f"{baselines.SHARED_PREFIX}/{folder}/{baselines.RUNG_JSON}")
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a shared rung was encoded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(baselines, "_timed_encode", no_encoding)
+        second = baselines.baseline_curve(
+            frames, sample.fps, "c" * 64, "x264", tmp_path / "two", shared=shared
+        )
+    assert [(r.crf, r.kbps, r.psnr_y) for r in second] == [(r.crf, r.kbps, r.psnr_y) for r in first]
+    assert all(
+        Path(r.bitstream).read_bytes() == Path(f.bitstream).read_bytes()
+        for r, f in zip(second, first, strict=True)
+    )
+    assert all(str(tmp_path / "two") in r.bitstream for r in second)
+
+    victim = sorted(folders)[0]
+    record = json.loads(shared.get_bytes(f"{baselines.SHARED_PREFIX}/{victim}/rung.json"))
+    record["rung"]["bytes"] += 1  # no longer the bitstream's size
+    shared.put_bytes(f"{baselines.SHARED_PREFIX}/{victim}/rung.json", json.dumps(record).encode())
+    with monkeypatch.context() as patch, pytest.raises(AssertionError, match="encoded again"):
+        patch.setattr(baselines, "_timed_encode", no_encoding)
+        baselines.baseline_curve(
+            frames, sample.fps, "c" * 64, "x264", tmp_path / "three", shared=shared
+        )
+    third = baselines.baseline_curve(
+        frames, sample.fps, "c" * 64, "x264", tmp_path / "four", shared=shared
+    )
+    assert [(r.crf, r.kbps, r.psnr_y) for r in third] == [(r.crf, r.kbps, r.psnr_y) for r in first]
+    with monkeypatch.context() as patch:
+        patch.setattr(baselines, "_timed_encode", no_encoding)
+        healed = baselines.baseline_curve(
+            frames, sample.fps, "c" * 64, "x264", tmp_path / "five", shared=shared
+        )
+    assert [r.kbps for r in healed] == [r.kbps for r in first]

@@ -371,6 +371,11 @@ class Experiment:
                         per_clip[encoder].setdefault(metric, {})[clip.name] = (None, missing)
                 else:
                     curves.append((clip, encoder, mine))
+        # with an S3 artifact store the baseline cache has a shared level there (a cluster's
+        # nodes then encode each curve once between them)
+        shared_s3 = (
+            (settings.artifacts_url, settings.s3_endpoint_url) if settings.artifacts_url else None
+        )
         calls = [
             (
                 self._frames(clip),
@@ -380,6 +385,7 @@ class Experiment:
                 (settings.cache_dir / "baselines").resolve(),
                 (min(r.kbps for r in mine), max(r.kbps for r in mine)),
                 settings.vmaf,
+                shared_s3,
             )
             for clip, encoder, mine in curves
         ]

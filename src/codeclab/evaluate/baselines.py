@@ -11,6 +11,7 @@ which libx264 has no option to drop); x265's is switched off (``info=0``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 
@@ -308,6 +310,63 @@ def _load(entry: Path, key: dict) -> BaselineRung | None:
     return rung
 
 
+SHARED_PREFIX = "cache/baselines"
+"""Where baseline cache entries live in a shared artifact store (S3), one folder per entry."""
+
+
+class SharedCache(Protocol):
+    """The artifact-store calls a shared cache level needs (an S3 store on a cluster)."""
+
+    def put_bytes(self, key: str, data: bytes) -> str: ...
+    def get_bytes(self, key: str) -> bytes: ...
+
+
+def _fetch_shared(shared: SharedCache | None, entry: Path, key: dict) -> BaselineRung | None:
+    """The entry another machine put in the shared store, copied into this machine's cache
+    and checked like a local one (same key, whole bitstream); None when there is none."""
+    if shared is None:
+        return None
+    from codeclab.store.artifacts import ArtifactError
+
+    folder = f"{SHARED_PREFIX}/{entry.name}"
+    try:
+        record = json.loads(shared.get_bytes(f"{folder}/{RUNG_JSON}"))
+        name = record["rung"]["bitstream"]
+        if not isinstance(name, str) or name != Path(name).name or name.startswith("."):
+            return None
+        bitstream = shared.get_bytes(f"{folder}/{name}")
+    except (ArtifactError, ValueError, KeyError, TypeError):
+        return None
+    temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        (temporary / name).write_bytes(bitstream)
+        (temporary / RUNG_JSON).write_text(json.dumps(record, indent=2, sort_keys=True))
+        if _load(temporary, key) is None:
+            return None
+        with contextlib.suppress(OSError):  # another process may have put it in place
+            os.replace(temporary, entry)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return _load(entry, key)
+
+
+def _share(shared: SharedCache | None, rung: BaselineRung) -> None:
+    """Put a fresh local entry in the shared store. A rung is only fresh when the shared
+    level had no usable copy, so this also replaces one that failed its checks."""
+    if shared is None:
+        return
+    from codeclab.store.artifacts import ArtifactError
+
+    bitstream = Path(rung.bitstream)
+    folder = f"{SHARED_PREFIX}/{bitstream.parent.name}"
+    try:
+        shared.put_bytes(f"{folder}/{bitstream.name}", bitstream.read_bytes())
+        # the record last: a reader that finds it finds the bitstream too
+        shared.put_bytes(f"{folder}/{RUNG_JSON}", (bitstream.parent / RUNG_JSON).read_bytes())
+    except (ArtifactError, OSError):
+        pass  # the shared level is an optimisation: this machine's cache has the entry
+
+
 @dataclass
 class _Encoded:
     """A fresh encode in its private directory, waiting to be decoded, scored and stored."""
@@ -423,6 +482,7 @@ def baseline_curve(
     *,
     cover_kbps: tuple[float, float] | None = None,
     with_vmaf: bool = False,
+    shared: SharedCache | None = None,
 ) -> list[BaselineRung]:
     """The RD curve of ``encoder`` on a clip, sorted by kbps.
 
@@ -432,7 +492,9 @@ def baseline_curve(
 
     Rungs missing from the cache are encoded one after another; each one's decode and
     scores run in a background thread while the next encodes (the ladder needs only the
-    bitstream's size to decide what to encode next).
+    bitstream's size to decide what to encode next). With ``shared`` (an S3 artifact store,
+    on a cluster) a rung missing here is first looked for there, and fresh ones are put
+    there, so each curve is encoded once for all machines.
     """
     reason = unavailable(encoder)
     if reason:
@@ -448,7 +510,7 @@ def baseline_curve(
         def add(crf: int) -> None:
             key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
             entry = _entry_dir(cache_dir, key)
-            cached = _load(entry, key)
+            cached = _load(entry, key) or _fetch_shared(shared, entry, key)
             if cached is not None:
                 rungs[crf], kbps[crf] = cached, cached.kbps
                 return
@@ -468,6 +530,8 @@ def baseline_curve(
                 while max(kbps.values()) < high and min(kbps) > lowest_crf:
                     add(max(min(kbps) - spec.crf_step, lowest_crf))
             done = [r.result() if isinstance(r, Future) else r for r in rungs.values()]
+            for future, _ in fresh:
+                _share(shared, future.result())
         finally:
             for future, temporary in fresh:
                 if future.cancel():  # never started: remove what its encode left

@@ -111,10 +111,25 @@ def baseline_curve(
     cache_dir: Path,
     cover_kbps: tuple[float, float],
     with_vmaf: bool,
+    shared_s3: tuple[str, str | None] | None = None,
 ) -> list[baselines.BaselineRung]:
-    """A baseline's RD curve, from this machine's cache of ``cache_dir`` when it has it."""
+    """A baseline's RD curve, from this machine's cache of ``cache_dir`` when it has it, else
+    from the shared level in S3 (``shared_s3``: the artifacts URL and endpoint) when given."""
+    shared = None
+    if shared_s3 is not None:
+        from codeclab.store.s3 import S3ArtifactStore
+
+        url, endpoint = shared_s3
+        shared = S3ArtifactStore(url, endpoint_url=endpoint, check=False)
     return baselines.baseline_curve(
-        frames, fps, clip_sha256, encoder, cache_dir, cover_kbps=cover_kbps, with_vmaf=with_vmaf
+        frames,
+        fps,
+        clip_sha256,
+        encoder,
+        cache_dir,
+        cover_kbps=cover_kbps,
+        with_vmaf=with_vmaf,
+        shared=shared,
     )
 
 
