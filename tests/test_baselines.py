@@ -162,3 +162,14 @@ def test_settings_and_version_state_the_encoder() -> None:
     assert settings("x265")["options"] == {"x265-params": "log-level=error:info=0"}
     assert (settings("svtav1")["codec"], settings("svtav1")["preset"]) == ("libsvtav1", "8")
     assert encoder_version("svtav1").startswith("libsvtav1 (PyAV ")
+
+
+def test_a_curve_encoded_again_is_the_same_bytes(frames: list[Frame], tmp_path: Path) -> None:
+    """Cached baselines are compared across campaigns: the same frames must give the same
+    bitstreams (libx264 did not while the previous rung was decoded in another thread)."""
+    curves = [
+        baseline_curve(frames, 30.0, "d" * 64, "x264", tmp_path / str(n), cover_kbps=(1, 9e9))
+        for n in range(3)
+    ]
+    streams = [[Path(r.bitstream).read_bytes() for r in curve] for curve in curves]
+    assert len(streams[0]) > 4 and streams[1] == streams[0] and streams[2] == streams[0]

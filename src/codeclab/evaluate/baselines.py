@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -490,11 +489,10 @@ def baseline_curve(
     ends (within the valid CRF range) until the curve spans [lo, hi], so that BD-rate
     against a candidate's curve has overlap to integrate over.
 
-    Rungs missing from the cache are encoded one after another; each one's decode and
-    scores run in a background thread while the next encodes (the ladder needs only the
-    bitstream's size to decide what to encode next). With ``shared`` (an S3 artifact store,
-    on a cluster) a rung missing here is first looked for there, and fresh ones are put
-    there, so each curve is encoded once for all machines.
+    Rungs missing from the cache are encoded one after another, then decoded and scored:
+    never while an encode runs, because libx264 then gave different bytes for the same frames
+    and CRF now and then (a decode in another thread of the process was enough), and a
+    cached baseline must be reproducible.
     """
     reason = unavailable(encoder)
     if reason:
@@ -502,38 +500,36 @@ def baseline_curve(
     spec = ENCODERS[encoder]
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    rungs: dict[int, BaselineRung | Future[BaselineRung]] = {}
+    rungs: dict[int, BaselineRung | _Encoded] = {}
     kbps: dict[int, float] = {}
-    fresh: list[tuple[Future[BaselineRung], Path]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline-score") as scorer:
 
-        def add(crf: int) -> None:
-            key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
-            entry = _entry_dir(cache_dir, key)
-            cached = _load(entry, key) or _fetch_shared(shared, entry, key)
-            if cached is not None:
-                rungs[crf], kbps[crf] = cached, cached.kbps
-                return
-            encoded = _encode_fresh(frames, fps, key, entry)
-            kbps[crf] = encoded.kbps
-            rungs[crf] = scorer.submit(_finish, frames, fps, encoded)
-            fresh.append((rungs[crf], encoded.temporary))
+    def add(crf: int) -> None:
+        key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
+        entry = _entry_dir(cache_dir, key)
+        cached = _load(entry, key) or _fetch_shared(shared, entry, key)
+        if cached is not None:
+            rungs[crf], kbps[crf] = cached, cached.kbps
+            return
+        encoded = _encode_fresh(frames, fps, key, entry)
+        rungs[crf], kbps[crf] = encoded, encoded.kbps
 
-        try:
-            for crf in spec.crf_ladder:
-                add(crf)
-            if cover_kbps is not None:
-                low, high = cover_kbps
-                lowest_crf, highest_crf = spec.crf_range
-                while min(kbps.values()) > low and max(kbps) < highest_crf:
-                    add(min(max(kbps) + spec.crf_step, highest_crf))
-                while max(kbps.values()) < high and min(kbps) > lowest_crf:
-                    add(max(min(kbps) - spec.crf_step, lowest_crf))
-            done = [r.result() if isinstance(r, Future) else r for r in rungs.values()]
-            for future, _ in fresh:
-                _share(shared, future.result())
-        finally:
-            for future, temporary in fresh:
-                if future.cancel():  # never started: remove what its encode left
-                    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        for crf in spec.crf_ladder:
+            add(crf)
+        if cover_kbps is not None:
+            low, high = cover_kbps
+            lowest_crf, highest_crf = spec.crf_range
+            while min(kbps.values()) > low and max(kbps) < highest_crf:
+                add(min(max(kbps) + spec.crf_step, highest_crf))
+            while max(kbps.values()) < high and min(kbps) > lowest_crf:
+                add(max(min(kbps) - spec.crf_step, lowest_crf))
+        for crf, rung in rungs.items():
+            if isinstance(rung, _Encoded):
+                rungs[crf] = _finish(frames, fps, rung)
+                _share(shared, rungs[crf])
+    finally:
+        for rung in rungs.values():  # an encode left unfinished by an error: its files
+            if isinstance(rung, _Encoded):
+                shutil.rmtree(rung.temporary, ignore_errors=True)
+    done = [rung for rung in rungs.values() if isinstance(rung, BaselineRung)]
     return sorted(done, key=lambda rung: rung.kbps)
