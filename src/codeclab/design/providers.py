@@ -20,6 +20,7 @@ import os
 import random
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -142,7 +143,7 @@ def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class Provider:
+class Provider(ABC):
     """One model behind one HTTP API; :meth:`complete` sends a conversation and answers."""
 
     name = ""
@@ -191,8 +192,8 @@ class Provider:
         return f"{type(self).__name__}(model={self.model!r}, url={self.url!r})"
 
     @property
-    def url(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def url(self) -> str: ...
 
     @property
     def has_key(self) -> bool:
@@ -208,14 +209,14 @@ class Provider:
         self.close()
 
     # The two APIs differ only in these three methods.
-    def _headers(self) -> dict[str, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def _headers(self) -> dict[str, str]: ...
 
-    def _body(self, system: str, messages: list[dict[str, str]]) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _body(self, system: str, messages: list[dict[str, str]]) -> dict[str, Any]: ...
 
-    def _parse(self, data: dict[str, Any]) -> Completion:
-        raise NotImplementedError
+    @abstractmethod
+    def _parse(self, data: dict[str, Any]) -> Completion: ...
 
     def complete(self, system: str, messages: list[dict[str, str]]) -> Completion:
         """Send ``messages`` (alternating user/assistant, user first) and return the answer.
