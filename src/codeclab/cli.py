@@ -28,8 +28,10 @@ from codeclab.store.artifacts import (
     ArtifactError,
     ArtifactStore,
     LocalArtifactStore,
+    decoder_key,
     linked_record,
     open_artifact_store,
+    reconstructed_key,
 )
 from codeclab.store.db import ExperimentStore, StoreError
 from codeclab.store.factory import open_experiment_store
@@ -557,8 +559,8 @@ def artifact_key(record: ExperimentRecord, artifact: str) -> str:
     """The store key of ARTIFACT: a kind of ``ARTIFACT_KINDS`` or a bitstream's name."""
     rid = record.experiment_id
     keys = {
-        "reconstructed": f"reconstructed/{rid}.mp4",
-        "decoder": f"decoders/{rid}_decoder.py",
+        "reconstructed": reconstructed_key(rid),
+        "decoder": decoder_key(rid),
         "package": f"packages/{rid}.zip",
         "program": f"programs/{record.program_sha256}.py",
     }

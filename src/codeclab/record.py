@@ -190,6 +190,13 @@ class ExperimentRecord(BaseModel):
             "bd_rate_x265": x265.value if x265 else None,
         }
 
+    def published_rung(self) -> RungResult | None:
+        """The rung the reconstructed video shows: the first clip at its highest quality."""
+        if not self.clips:
+            return None
+        first = [r for r in self.results if r.clip_sha256 == self.clips[0].sha256]
+        return max(first, key=lambda r: r.quality, default=None)
+
     def leaderboard_bd_rate(self, encoder: str, metric: str = "psnr_y") -> BdRate | None:
         """BD-rate over the holdout clips, which designers never see scores of."""
         split = self.bd_rate_holdout if self.test_set is not None else self.bd_rate

@@ -51,7 +51,13 @@ from codeclab.record import (
     Target,
 )
 from codeclab.sandbox import bwrap, isolate, policy
-from codeclab.store.artifacts import ArtifactStore
+from codeclab.store.artifacts import (
+    ArtifactStore,
+    bitstream_key,
+    bitstream_name,
+    decoder_key,
+    reconstructed_key,
+)
 from codeclab.store.db import ExperimentStore
 from codeclab.store.publish import decoder_file
 
@@ -294,7 +300,7 @@ class Experiment:
 
     def _keep(self, clip: Clip, quality: int, run: tasks.RungRun, decoded: Any) -> None:
         bitstream = run.bitstream
-        key = f"bitstreams/{self.record.experiment_id}/{clip.name}_q{quality}.bin"
+        key = bitstream_key(self.record.experiment_id, clip.name, quality)
         self.record.artifacts.bitstreams.append(self.job.artifacts.put_bytes(key, bitstream))
         self.decoded[(clip.sha256, quality)] = decoded
         count = len(clip.frames)
@@ -474,8 +480,8 @@ class Experiment:
         store, rid = self.job.artifacts, self.record.experiment_id
         try:
             bitstreams = {
-                f"{r.clip}_q{r.quality}.bin": store.get_bytes(
-                    f"bitstreams/{rid}/{r.clip}_q{r.quality}.bin"
+                bitstream_name(r.clip, r.quality): store.get_bytes(
+                    bitstream_key(rid, r.clip, r.quality)
                 )
                 for r in self.record.results
             }
@@ -486,10 +492,8 @@ class Experiment:
             call = (self.decoded[(clip.sha256, quality)], clip.fps)
             with self.executor.map(tasks.render_mp4, [call]) as rendered:
                 ((_, mp4),) = self._labelled(rendered, [f"{clip.name} quality {quality}"])
-            self.record.artifacts.reconstructed = store.put_bytes(f"reconstructed/{rid}.mp4", mp4)
-            self.record.artifacts.decoder = store.put_bytes(
-                f"decoders/{rid}_decoder.py", decoder.encode()
-            )
+            self.record.artifacts.reconstructed = store.put_bytes(reconstructed_key(rid), mp4)
+            self.record.artifacts.decoder = store.put_bytes(decoder_key(rid), decoder.encode())
             store.put_bytes(by_program_key(self.record.program_sha256), decoder.encode())
             package = build_package(self.record, decoder, bitstreams, needs)
             self.record.artifacts.package = store.put_bytes(f"packages/{rid}.zip", package)
@@ -515,7 +519,7 @@ class Experiment:
         calls = [
             (
                 decoder,
-                bitstreams[f"{r.clip}_q{r.quality}.bin"],
+                bitstreams[bitstream_name(r.clip, r.quality)],
                 r.decoded_sha256,
                 self.limits(clips[r.clip_sha256]),
             )

@@ -23,6 +23,22 @@ if TYPE_CHECKING:
     from codeclab.record import ExperimentRecord
 
 
+def bitstream_name(clip: str, quality: int) -> str:
+    return f"{clip}_q{quality}.bin"
+
+
+def bitstream_key(experiment_id: str, clip: str, quality: int) -> str:
+    return f"bitstreams/{experiment_id}/{bitstream_name(clip, quality)}"
+
+
+def decoder_key(experiment_id: str) -> str:
+    return f"decoders/{experiment_id}_decoder.py"
+
+
+def reconstructed_key(experiment_id: str) -> str:
+    return f"reconstructed/{experiment_id}.mp4"
+
+
 class ArtifactError(RuntimeError):
     """The artifact store cannot be reached or written, or a key would escape it."""
 

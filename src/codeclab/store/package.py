@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from codeclab.record import ExperimentRecord
+from codeclab.store.artifacts import bitstream_name
 
 VERIFY_SCRIPT = r'''#!/usr/bin/env python3
 """Check this package: decode each bitstream with the decoder and compare sha256 hashes.
@@ -118,10 +119,6 @@ def _namespace() -> dict:
 def y4m_sha256(path: str | Path) -> str:
     """The hash ``verify.py`` computes: equal to ``media.frames_sha256`` of the Y4M's pictures."""
     return _namespace()["y4m_sha256"](str(path))
-
-
-def bitstream_name(clip: str, quality: int) -> str:
-    return f"{clip}_q{quality}.bin"
 
 
 def build_package(

@@ -20,7 +20,13 @@ from codeclab.frames import Frame
 from codeclab.media import frames_sha256, write_mp4
 from codeclab.record import ClipInfo, ExperimentRecord, RungResult
 from codeclab.sandbox.isolate import Limits
-from codeclab.store.artifacts import ArtifactError, ArtifactStore
+from codeclab.store.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    bitstream_key,
+    decoder_key,
+    reconstructed_key,
+)
 from codeclab.store.publish import DecoderMismatch, decode_published
 
 Found = Literal["match", "mismatch", "decode failed", "missing bitstream"]
@@ -48,14 +54,6 @@ class NotPublished(ArtifactError):
     """The experiment has no published decoder to decode with."""
 
 
-def decoder_key(experiment_id: str) -> str:
-    return f"decoders/{experiment_id}_decoder.py"
-
-
-def bitstream_key(experiment_id: str, rung: RungResult) -> str:
-    return f"bitstreams/{experiment_id}/{rung.clip}_q{rung.quality}.bin"
-
-
 def regenerate(record: ExperimentRecord, store: ArtifactStore) -> Regeneration:
     """Re-decode every rung of ``record`` and re-create its reconstructed video if missing."""
     rid = record.experiment_id
@@ -64,7 +62,7 @@ def regenerate(record: ExperimentRecord, store: ArtifactStore) -> Regeneration:
         raise NotPublished(f"experiment {rid} has no published decoder ({key}): nothing to decode")
     decoder = store.get_bytes(key).decode()
     clips = {clip.sha256: clip for clip in record.clips}
-    shown = _shown_rung(record)
+    shown = record.published_rung()
     checks, shown_frames = [], None
     for rung in record.results:
         check, frames = _check(decoder, store, rid, rung, clips[rung.clip_sha256])
@@ -72,7 +70,7 @@ def regenerate(record: ExperimentRecord, store: ArtifactStore) -> Regeneration:
         if rung is shown and check.found == "match":
             shown_frames = frames
     recreated, notes = [], []
-    video = f"reconstructed/{rid}.mp4"
+    video = reconstructed_key(rid)
     if not record.artifacts.reconstructed:
         notes.append("no reconstructed video was published for this experiment")
     elif store.exists(video):
@@ -93,18 +91,10 @@ def regenerate(record: ExperimentRecord, store: ArtifactStore) -> Regeneration:
     )
 
 
-def _shown_rung(record: ExperimentRecord) -> RungResult | None:
-    """The rung the reconstructed video shows: the first clip at its highest quality."""
-    if not record.clips:
-        return None
-    first = [r for r in record.results if r.clip_sha256 == record.clips[0].sha256]
-    return max(first, key=lambda r: r.quality, default=None)
-
-
 def _check(
     decoder: str, store: ArtifactStore, rid: str, rung: RungResult, clip: ClipInfo
 ) -> tuple[RungCheck, list[Frame] | None]:
-    key = bitstream_key(rid, rung)
+    key = bitstream_key(rid, rung.clip, rung.quality)
     check = RungCheck(
         clip=rung.clip,
         quality=rung.quality,

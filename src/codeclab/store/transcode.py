@@ -16,7 +16,7 @@ import av
 from codeclab.media import fps_fraction, frame_to_av, write_mp4, write_y4m
 from codeclab.record import ExperimentRecord
 from codeclab.sandbox.isolate import Limits
-from codeclab.store.artifacts import ArtifactError, ArtifactStore
+from codeclab.store.artifacts import ArtifactError, ArtifactStore, bitstream_key, decoder_key
 from codeclab.store.publish import DecoderMismatch, decode_published
 
 FORMATS = ("webm", "mp4", "y4m")
@@ -52,9 +52,9 @@ def transcode(record: ExperimentRecord, store: ArtifactStore, fmt: str) -> str:
     if not record.artifacts.decoder or not record.results:
         raise ArtifactError(f"experiment {rid} was not published: nothing to transcode")
     clip = record.clips[0]
-    top = max((r for r in record.results if r.clip_sha256 == clip.sha256), key=lambda r: r.quality)
-    decoder = store.get_bytes(f"decoders/{rid}_decoder.py").decode()
-    bitstream = store.get_bytes(f"bitstreams/{rid}/{top.clip}_q{top.quality}.bin")
+    top = record.published_rung()
+    decoder = store.get_bytes(decoder_key(rid)).decode()
+    bitstream = store.get_bytes(bitstream_key(rid, top.clip, top.quality))
     limits = Limits.for_clip(clip.width, clip.height, clip.frames)
     try:
         frames = decode_published(decoder, bitstream, limits)

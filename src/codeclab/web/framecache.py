@@ -27,7 +27,7 @@ from codeclab.media import MediaError, frames_sha256, load_clip, write_y4m
 from codeclab.record import ClipInfo, ExperimentRecord, RungResult
 from codeclab.sandbox import isolate
 from codeclab.sandbox.bwrap import best_launcher
-from codeclab.store.artifacts import ArtifactError, ArtifactStore
+from codeclab.store.artifacts import ArtifactError, ArtifactStore, bitstream_name
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 FRAME_MARKER = b"FRAME\n"
@@ -201,7 +201,7 @@ class FrameCache:
         return frames
 
     def _bitstream(self, record: ExperimentRecord, result: RungResult) -> bytes:
-        name = f"{result.clip}_q{result.quality}.bin"
+        name = bitstream_name(result.clip, result.quality)
         for location in record.artifacts.bitstreams:
             try:
                 key = self.artifacts.key_of(location)
