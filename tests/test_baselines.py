@@ -20,6 +20,7 @@ from codeclab.evaluate.baselines import (
 )
 from codeclab.evaluate.metrics import IDENTICAL_PSNR, score
 from codeclab.frames import Frame
+from codeclab.media import frame_to_av
 
 SAMPLE = Path(__file__).parents[1] / "src" / "codeclab" / "data" / "cars_320x240_30f.y4m"
 FPS = 30.0
@@ -173,3 +174,38 @@ def test_a_curve_encoded_again_is_the_same_bytes(frames: list[Frame], tmp_path: 
     ]
     streams = [[Path(r.bitstream).read_bytes() for r in curve] for curve in curves]
     assert len(streams[0]) > 4 and streams[1] == streams[0] and streams[2] == streams[0]
+
+
+def annexb_units(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex B stream, each without its start code."""
+    starts = [i + 3 for i in range(len(data) - 3) if data[i : i + 3] == b"\x00\x00\x01"]
+    ends = [*starts[1:], len(data) + 3]
+    return [data[s : e - 3].rstrip(b"\x00") for s, e in zip(starts, ends, strict=True)]
+
+
+def test_x264_rungs_count_no_version_text(frames: list[Frame], tmp_path: Path) -> None:
+    """libx264 writes its version and options as an SEI message (hundreds of bytes a
+    stream); the rung drops it, so its bitrate is the pictures', and decodes the same."""
+    crf = ENCODERS["x264"].crf_ladder[-1]
+    rung = encode_rung(frames, FPS, "x264", crf, tmp_path / "rung.h264")
+    plain = tmp_path / "plain.h264"
+    with av.open(str(plain), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for index, frame in enumerate(frames):
+            video_frame = frame_to_av(frame)
+            video_frame.pts = index
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode(None))
+    units = annexb_units(Path(rung.bitstream).read_bytes())
+    plain_units = annexb_units(plain.read_bytes())
+    version = [u for u in plain_units if u[0] & 31 == 6]
+    assert version and b"x264 - core" in version[0]
+    assert {u[0] & 31 for u in units} <= {1, 5, 7, 8}
+    assert units == [u for u in plain_units if u[0] & 31 != 6]
+    assert rung.bytes == plain.stat().st_size - sum(len(u) + 3 for u in version)
+    ours, theirs = decode_independently(rung.bitstream), decode_independently(str(plain))
+    assert len(ours) == len(theirs) == len(frames)
+    for mine, other in zip(ours, theirs, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, other, strict=True))
