@@ -11,9 +11,11 @@ records the composition::
 
 which :func:`parse_components` reads back, so the designer can swap one slot's component
 (:func:`swap`) or cross two programs over (:func:`crossover`) while keeping the
-``# @param`` values the parents had evolved. Every number the decoder needs (sizes, steps,
-each component's ``*_config()``) travels in the bitstream header; decoding reads nothing
-else.
+``# @param`` values the parents had evolved. The bitstream header carries the picture size,
+frame count, rate and quality; encoder and decoder derive every other number (steps, each
+component's ``*_config()``) from the program's constants by ``program_config(quality)``, and
+a CRC-32 of those numbers in the header makes a decoder with other constants refuse the
+stream instead of misreading it.
 """
 
 from __future__ import annotations
@@ -244,8 +246,8 @@ SEARCH_RANGE = 8  # @param int 2..24
 MOTION_LAMBDA = 1.0  # @param float 0.0..8.0
 
 MAGIC = b"CLCP"
-HEADER = struct.Struct("<4sBIIIdB")
-ENTRY = struct.Struct("<16sd")
+# magic, version, width, height, frames, fps, quality, CRC-32 of program_config(quality)
+HEADER = struct.Struct("<4sBIIIdBI")
 
 
 def program_config(quality):
@@ -257,6 +259,12 @@ def program_config(quality):
                  quant_config, entropy_config, loopfilter_config, gop_config):
         cfg.update(part())
     return {k: float(v) for k, v in cfg.items()}
+
+
+def config_crc(cfg):
+    """CRC-32 of every named number of ``cfg``: the header carries only the quality, the
+    decoder derives the rest from its own constants and checks they are the encoder's."""
+    return zlib.crc32(repr(sorted(cfg.items())).encode())
 
 
 def geometry(cfg, h, w):
@@ -489,9 +497,7 @@ def encode(frames, fps, quality):
     quality = min(100, max(1, int(quality)))
     cfg = program_config(quality)
     b, mb, ph, pw = geometry(cfg, h, w)
-    names = sorted(cfg)
-    header = HEADER.pack(MAGIC, 2, w, h, len(frames), float(fps), len(names))
-    header += b"".join(ENTRY.pack(k.encode(), cfg[k]) for k in names)
+    header = HEADER.pack(MAGIC, 3, w, h, len(frames), float(fps), quality, config_crc(cfg))
     cfg["SHAPES"] = [(ph, pw), (ph // 2, pw // 2), (ph // 2, pw // 2)]
     coder = EntropyCoder(cfg)
     code_sequence(cfg, coder, frames, len(frames))
@@ -504,19 +510,17 @@ def decode(bitstream):
     data = bytes(bitstream)
     if len(data) < HEADER.size + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
         raise ValueError("bitstream too short or corrupted (CRC mismatch)")
-    magic, version, w, h, nf, _fps, n_cfg = HEADER.unpack_from(data)
-    if magic != MAGIC or version != 2 or not (0 < w <= 16384 and 0 < h <= 16384):
+    magic, version, w, h, nf, _fps, quality, crc = HEADER.unpack_from(data)
+    if magic != MAGIC or version != 3 or not (0 < w <= 16384 and 0 < h <= 16384):
         raise ValueError("not a composed-codec bitstream")
-    pos, cfg = HEADER.size, {}
-    for _ in range(n_cfg):
-        name, value = ENTRY.unpack_from(data, pos)
-        cfg[name.rstrip(b"\\0").decode()] = value
-        pos += ENTRY.size
-    if int(cfg["BLOCK_SIZE"]) not in (4, 8, 16) or int(cfg["MB_SIZE"]) not in (8, 16, 32):
+    if not 1 <= quality <= 100:
         raise ValueError("bad header")
+    cfg = program_config(quality)
+    if config_crc(cfg) != crc:
+        raise ValueError("bitstream made by a program with other parameters than this decoder")
     b, mb, ph, pw = geometry(cfg, h, w)
     cfg["SHAPES"] = [(ph, pw), (ph // 2, pw // 2), (ph // 2, pw // 2)]
-    coder = EntropyCoder(cfg, data[pos:-4])
+    coder = EntropyCoder(cfg, data[HEADER.size : -4])
     out = []
     for y, u, v in code_sequence(cfg, coder, None, nf):
         out.append((y[:h, :w].copy(), u[: h // 2, : w // 2].copy(), v[: h // 2, : w // 2].copy()))
@@ -545,7 +549,8 @@ def compose(parts: dict[str, str] | None = None, values: dict | None = None) -> 
         '"""Composed codec program (codeclab evolve designer).\n\n'
         "Built from interchangeable components, one per slot:\n\n"
         f"{listing}\n\n"
-        "Every number the decoder needs is in the bitstream header; a CRC-32 guards it.\n"
+        "The header carries size, frames, rate, quality and a CRC-32 of the numbers\n"
+        "program_config(quality) derives from them; a CRC-32 guards the whole stream.\n"
         '"""\n'
     )
     marker = MARKER + " " + " ".join(f"{c.slot}={c.name}" for c in comps)

@@ -27,8 +27,9 @@ the shared core into one self-contained program. The interfaces, by slot:
 ``gop``         ``gop_config()``, ``gop_plan(frames, cfg)``: (display index, type) in
                 coding order; type 0 intra, 1 P, 2 B.
 
-Each ``*_config()`` returns the numbers its decoder side needs; the composed encoder
-writes them into the bitstream header and the decoder reads them from there only.
+Each ``*_config()`` returns the numbers its decoder side needs; encoder and decoder both
+build them with ``program_config(quality)`` and the header's CRC-32 of them makes sure
+they agree.
 """
 
 from __future__ import annotations
