@@ -281,3 +281,32 @@ def test_operator_odds_follow_each_operators_success():
     assert odds["swap"] == pytest.approx(P_SWAP * 2 * 1 / 4)
     assert odds["combine"] == pytest.approx(P_COMBINE * 2 * 2 / 3)
     assert odds["extrapolate"] == pytest.approx(P_EXTRAPOLATE)  # untried: the base odds
+
+
+def b_modes(source: str, frames: list, quality: int) -> tuple[bytes, list]:
+    """The bitstream and the macroblock modes its B pictures coded (spied on the way)."""
+    scope = run(source)
+    coded, original = [], scope["code_rows"]
+
+    def spy(coder, kind, values, shape, limit):
+        out = original(coder, kind, values, shape, limit)
+        if kind == "b_mode":
+            coded.append(out.copy())
+        return out
+
+    scope["code_rows"] = spy
+    return scope["encode"](frames, 30.0, quality), coded
+
+
+def test_b_pictures_take_direct_macroblocks_where_they_pay(frames):
+    """DIRECT: both vectors inherited from the neighbours, no residual. At a low quality
+    some macroblocks of the B picture take it; with its lambda at 0 none does; both
+    streams decode."""
+    with_direct = compose.compose({"gop": "ibp"}, {"B_DIRECT_LAMBDA": 0.5})
+    without = compose.compose({"gop": "ibp"}, {"B_DIRECT_LAMBDA": 0.0})
+    stream, modes = b_modes(with_direct, frames, 35)
+    assert len(modes) == 1 and (modes[0] == 3).any()
+    assert not any((m == 3).any() for m in b_modes(without, frames, 35)[1])
+    for source in (with_direct, without):
+        round_trip(source, frames, quality=35, floor=24.0)
+    assert run(with_direct)["decode"](stream)[1][0].shape == frames[1][0].shape

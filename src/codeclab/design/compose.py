@@ -208,17 +208,29 @@ def block_mask(coded, mbk, b):
 def inter_costs(src, ref, field, cfg, residual=True):
     """Per macroblock: distortion (SSD over Y, U, V) of predicting with vector ``field``
     and, with ``residual``, coding the residual; and its estimated bits (for decisions)."""
-    b, mb, s = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    preds = [
+        motion_compensate(ref[k], field, mb if k == 0 else mb // 2, s if k == 0 else 2 * s, k == 0)
+        for k in range(3)
+    ]
+    return prediction_costs(src, preds, cfg, 1.0, residual)
+
+
+def prediction_costs(src, preds, cfg, step_ratio, residual=True):
+    """Per macroblock: SSD over Y, U, V of the prediction planes ``preds`` (and, with
+    ``residual``, of coding the residual at the step times ``step_ratio``) and the residual's
+    estimated bits."""
+    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
     m, zz = transform_matrix(b), zigzag(b)
     unzz = np.argsort(zz)
-    dist = np.zeros(field.shape[:2])
-    bits = np.zeros(field.shape[:2])
+    shape = (src[0].shape[0] // mb, src[0].shape[1] // mb)
+    dist = np.zeros(shape)
+    bits = np.zeros(shape)
     for k in range(3):
-        mbk = mb if k == 0 else mb // 2
-        pred = motion_compensate(ref[k], field, mbk, s if k == 0 else 2 * s, k == 0)
+        mbk, pred = (mb if k == 0 else mb // 2), preds[k]
         rec = pred
         if residual:
-            step = cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]
+            step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * step_ratio
             steps = quant_steps(b, step, cfg)
             coef, nbx = transform_plane(src[k] - pred, m, b, zz)
             lv = quantise(coef, steps, False, cfg)
@@ -413,47 +425,92 @@ def code_rows(coder, kind, values, shape, limit):
     return out
 
 
+def bipred_planes(past, future, fields, mode, cfg):
+    """A B picture's prediction planes: per macroblock forward (mode 0), backward (1) or the
+    average of both (2, and DIRECT, 3)."""
+    mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    planes = []
+    for k in range(3):
+        mbk, sk = (mb, s) if k == 0 else (mb // 2, 2 * s)
+        fwd = motion_compensate(past[k], fields[0], mbk, sk, k == 0)
+        bwd = motion_compensate(future[k], fields[1], mbk, sk, k == 0)
+        sel = np.kron(mode, np.ones((mbk, mbk), np.int64))
+        planes.append(np.where(sel == 0, fwd, np.where(sel == 1, bwd, (fwd + bwd) / 2)))
+    return planes
+
+
+def bipred_used(mode, d):
+    """Macroblocks whose vector of direction ``d`` (0 forward, 1 backward) is coded."""
+    return (mode == d) | (mode == 2)
+
+
+def bipred_decide(cfg, src, past, future):
+    """Encoder: both directions' vectors and each macroblock's mode: forward, backward or
+    averaged by SAD + lambda * vector bits; then DIRECT (3: both vectors the median of the
+    neighbours' final vectors, averaged, no residual) wherever that costs less, distortion
+    + lambda * estimated bits, re-decided until the inherited vectors settle."""
+    mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
+    fields = [search_vectors(cfg, src, ref) for ref in (past, future)]
+    preds = [motion_compensate(r[0], f, mb, s) for r, f in zip((past, future), fields)]
+    preds.append((preds[0] + preds[1]) / 2)
+    sad = [per_tile(np.abs(src[0] - p), mb) for p in preds]
+    bits = [lam * mv_bits(f - median_pred(f)).sum(axis=2) for f in fields]
+    mode = np.argmin([sad[0] + bits[0], sad[1] + bits[1], sad[2] + bits[0] + bits[1]], 0)
+    lam_d = float(cfg.get("B_DIRECT_LAMBDA", 0.0)) * (cfg["STEP_Y"] * cfg["B_QP_RATIO"]) ** 2
+    if lam_d <= 0:
+        return fields, mode
+    planes = bipred_planes(past, future, fields, mode, cfg)
+    d_code, r_code = prediction_costs(src, planes, cfg, cfg["B_QP_RATIO"])
+    r_mv = sum(
+        mv_bits(f - median_pred(f)).sum(axis=2) * bipred_used(mode, d) for d, f in enumerate(fields)
+    )
+    direct = np.zeros(mode.shape, bool)
+    for _ in range(3):
+        current = np.where(direct, 3, mode)
+        finals = [mv_walk(~bipred_used(current, d), mv=f)[0] for d, f in enumerate(fields)]
+        inherited = [median_pred(f) for f in finals]
+        planes = bipred_planes(past, future, inherited, np.full(mode.shape, 3), cfg)
+        d_direct = prediction_costs(src, planes, cfg, 1.0, residual=False)[0]
+        direct = d_direct + lam_d < d_code + lam_d * (r_code + r_mv + 1.0)
+    return fields, np.where(direct, 3, mode)
+
+
 def code_bipred(cfg, coder, src, past, future):
-    """A B picture (never a reference): per macroblock forward, backward or averaged
-    prediction from the anchors around it, chosen by SAD + lambda * vector bits; the
-    vectors each direction uses, then every block's residual at step * B_QP_RATIO."""
-    b, mb, s = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    """A B picture (never a reference): per macroblock forward, backward, averaged or DIRECT
+    prediction from the anchors around it; the vectors each direction uses, then the
+    residual of every block outside DIRECT macroblocks at step * B_QP_RATIO."""
+    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
     shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
     fields = mode = None
     if src is not None:
-        lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
-        fields = [search_vectors(cfg, src, ref) for ref in (past, future)]
-        preds = [motion_compensate(r[0], f, mb, s) for r, f in zip((past, future), fields)]
-        preds.append((preds[0] + preds[1]) / 2)
-        sad = [per_tile(np.abs(src[0] - p), mb) for p in preds]
-        bits = [lam * mv_bits(f - median_pred(f)).sum(axis=2) for f in fields]
-        mode = np.argmin([sad[0] + bits[0], sad[1] + bits[1], sad[2] + bits[0] + bits[1]], 0)
-    mode = code_rows(coder, "b_mode", mode, shape, 3)
+        fields, mode = bipred_decide(cfg, src, past, future)
+    mode = code_rows(coder, "b_mode", mode, shape, 4)
     final = [
-        code_field(cfg, coder, f"b_mv{d}", None if fields is None else fields[d], mode != 1 - d)
+        code_field(
+            cfg, coder, f"b_mv{d}", None if fields is None else fields[d], bipred_used(mode, d)
+        )
         for d in (0, 1)
     ]
+    coded = mode != 3
     m, zz = transform_matrix(b), zigzag(b)
     unzz = np.argsort(zz)
     rec = []
-    for k in range(3):
+    for k, pred in enumerate(bipred_planes(past, future, final, mode, cfg)):
         step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * cfg["B_QP_RATIO"]
         steps = quant_steps(b, step, cfg)
-        mbk, sk = (mb, s) if k == 0 else (mb // 2, 2 * s)
-        fwd = motion_compensate(past[k], final[0], mbk, sk, k == 0)
-        bwd = motion_compensate(future[k], final[1], mbk, sk, k == 0)
-        sel = np.kron(mode, np.ones((mbk, mbk), np.int64))
-        pred = np.where(sel == 0, fwd, np.where(sel == 1, bwd, (fwd + bwd) / 2))
-        count, row = (pred.shape[0] // b) * (pred.shape[1] // b), pred.shape[1] // b
+        mask = block_mask(coded, mb if k == 0 else mb // 2, b)
+        count, row = len(mask), pred.shape[1] // b
         kind = "b_y" if k == 0 else "b_c"
         if src is not None:
             coef, _ = transform_plane(src[k] - pred, m, b, zz)
-            lv = coder.levels(kind, quantise(coef, steps, False, cfg), count, b * b, row)
+            lv = quantise(coef, steps, False, cfg) * mask[:, None]
+            coder.levels(kind, lv, count, b * b, row, mask)
         else:
-            lv = coder.levels(kind, None, count, b * b, row)
+            lv = coder.levels(kind, None, count, b * b, row, mask)
         res = inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
         r = np.clip(np.floor(pred + res + 0.5), 0, 255).astype(np.uint8)
-        rec.append(loop_filter(r, b, step, cfg))
+        rec.append(loop_filter(r, b, step, cfg, mask.reshape(-1, row)))
     return rec
 
 

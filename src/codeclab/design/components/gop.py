@@ -35,10 +35,18 @@ GOP_SIZE = 60  # @param int 1..300
 B_RUN = 1  # @param int 1..3
 # Quantiser step of B pictures relative to P pictures (no picture predicts from them).
 B_QP_RATIO = 1.25  # @param float 0.8..2.5
+# Lagrange multiplier (times the B step^2) of the DIRECT decision: a macroblock that takes
+# both vectors from its neighbours and codes no residual; 0 turns DIRECT off.
+B_DIRECT_LAMBDA = 0.12  # @param float 0.0..1.0
 
 
 def gop_config():
-    return {"GOP_SIZE": GOP_SIZE, "B_RUN": B_RUN, "B_QP_RATIO": B_QP_RATIO}
+    return {
+        "GOP_SIZE": GOP_SIZE,
+        "B_RUN": B_RUN,
+        "B_QP_RATIO": B_QP_RATIO,
+        "B_DIRECT_LAMBDA": B_DIRECT_LAMBDA,
+    }
 
 
 def gop_plan(nf, cfg):
