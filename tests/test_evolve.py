@@ -302,11 +302,36 @@ def test_b_pictures_take_direct_macroblocks_where_they_pay(frames):
     """DIRECT: both vectors inherited from the neighbours, no residual. At a low quality
     some macroblocks of the B picture take it; with its lambda at 0 none does; both
     streams decode."""
-    with_direct = compose.compose({"gop": "ibp"}, {"B_DIRECT_LAMBDA": 0.5})
-    without = compose.compose({"gop": "ibp"}, {"B_DIRECT_LAMBDA": 0.0})
+    with_direct = compose.compose({"gop": "ibp"}, {"B_MODE_LAMBDA": 0.5})
+    without = compose.compose({"gop": "ibp"}, {"B_MODE_LAMBDA": 0.0})
     stream, modes = b_modes(with_direct, frames, 35)
     assert len(modes) == 1 and (modes[0] == 3).any()
     assert not any((m == 3).any() for m in b_modes(without, frames, 35)[1])
     for source in (with_direct, without):
         round_trip(source, frames, quality=35, floor=24.0)
     assert run(with_direct)["decode"](stream)[1][0].shape == frames[1][0].shape
+
+
+def test_adaptive_transform_takes_small_blocks_where_they_pay(frames):
+    """adaptive_dct: each coded macroblock's residual luma in 8x8 or 4x4 transforms by RD
+    cost. At a high quality some macroblocks take 4x4, with TX_LAMBDA at 1 (bits dear)
+    fewer do; the streams decode, and the P picture's flags are in the stream."""
+
+    def small_count(tx_lambda: float) -> int:
+        source = compose.compose({"transform": "adaptive_dct"}, {"TX_LAMBDA": tx_lambda})
+        scope = run(source)
+        chosen, original = [], scope["small_transform_choice"]
+
+        def spy(cfg, res, coded, step):
+            out = original(cfg, res, coded, step)
+            chosen.append(int(out.sum()))
+            return out
+
+        scope["small_transform_choice"] = spy
+        stream = scope["encode"](frames, 30.0, 85)
+        decoded = run(source)["decode"](stream)
+        assert psnr(frames[2][0], decoded[2][0]) > 40
+        return sum(chosen)
+
+    cheap, dear = small_count(0.0), small_count(1.0)
+    assert cheap > 0 and dear < cheap

@@ -364,29 +364,81 @@ def code_vectors(cfg, coder, src, ref):
 
 def code_inter(cfg, coder, src, ref):
     """A P picture: vectors and modes, then each plane's residual in the coded blocks."""
-    b, mb, s = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
+    mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
     mv, coded = code_vectors(cfg, coder, src, ref)
+    preds = [
+        motion_compensate(ref[k], mv, mb if k == 0 else mb // 2, s if k == 0 else 2 * s, k == 0)
+        for k in range(3)
+    ]
+    return code_residuals(cfg, coder, "inter", src, preds, coded, 1.0)
+
+
+def residual_levels(cfg, coder, kind, res, mask, b, step, shape):
+    """Code (encoder: ``res`` given) or decode (``res`` None) the levels of the b x b blocks
+    of a residual plane where ``mask``; returns the reconstructed residual plane."""
     m, zz = transform_matrix(b), zigzag(b)
-    unzz = np.argsort(zz)
-    rec = []
-    for k in range(3):
-        shape = cfg["SHAPES"][k]
-        step = cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]
+    steps = quant_steps(b, step, cfg)
+    count, row = len(mask), shape[1] // b
+    if res is not None:
+        lv = quantise(transform_plane(res, m, b, zz)[0], steps, False, cfg) * mask[:, None]
+        coder.levels(kind, lv, count, b * b, row, mask)
+    else:
+        lv = coder.levels(kind, None, count, b * b, row, mask)
+    return inverse_plane(dequantise(lv, steps), m, b, np.argsort(zz), shape)
+
+
+def small_transform_choice(cfg, res, coded, step):
+    """Encoder: which coded macroblocks' luma residual is cheaper in SMALL_BLOCK transforms
+    than in BLOCK_SIZE ones, by SSD + TX_LAMBDA * step^2 * estimated bits."""
+    mb = int(cfg["MB_SIZE"])
+    cost = []
+    for b in (int(cfg["BLOCK_SIZE"]), int(cfg["SMALL_BLOCK"])):
+        m, zz = transform_matrix(b), zigzag(b)
         steps = quant_steps(b, step, cfg)
+        coef, nbx = transform_plane(res, m, b, zz)
+        lv = quantise(coef, steps, False, cfg)
+        rec = inverse_plane(dequantise(lv, steps), m, b, np.argsort(zz), res.shape)
+        rate = np.kron(level_rate(lv).reshape(-1, nbx), np.ones((b, b))) / (b * b)
+        lam = float(cfg["TX_LAMBDA"]) * step * step
+        cost.append(per_tile((res - rec) ** 2 + lam * rate, mb))
+    return coded & (cost[1] < cost[0])
+
+
+def code_residuals(cfg, coder, kind, src, preds, coded, ratio):
+    """The residual of each plane in the blocks of ``coded`` macroblocks at the step times
+    ``ratio``; with SMALL_BLOCK, each coded macroblock's luma in BLOCK_SIZE or SMALL_BLOCK
+    transforms (a flag per coded macroblock). Returns the loop-filtered reconstructions."""
+    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
+    small = int(cfg.get("SMALL_BLOCK", 0))
+    rec = []
+    for k, pred in enumerate(preds):
+        step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * ratio
         mbk = mb if k == 0 else mb // 2
-        pred = motion_compensate(ref[k], mv, mbk, s if k == 0 else 2 * s, k == 0)
-        mask = block_mask(coded, mbk, b)
-        count, row = len(mask), shape[1] // b
-        kind = "inter_y" if k == 0 else "inter_c"
-        if src is not None:
-            coef, _ = transform_plane(src[k] - pred, m, b, zz)
-            lv = quantise(coef, steps, False, cfg) * mask[:, None]
-            coder.levels(kind, lv, count, b * b, row, mask)
-        else:
-            lv = coder.levels(kind, None, count, b * b, row, mask)
-        res = inverse_plane(dequantise(lv, steps), m, b, unzz, shape)
-        r = np.clip(np.floor(pred + res + 0.5), 0, 255).astype(np.uint8)
-        rec.append(loop_filter(r, b, step, cfg, mask.reshape(-1, row)))
+        res = None if src is None else src[k] - pred
+        name = f"{kind}_{'y' if k == 0 else 'c'}"
+        split = np.zeros(coded.shape, bool)
+        if k == 0 and small:
+            given = None if res is None else small_transform_choice(cfg, res, coded, step)
+            flags = coder.symbols(
+                name + "_tx",
+                None if given is None else given[coded].astype(np.int64),
+                int(coded.sum()),
+                np.zeros(int(coded.sum()), np.int64),
+                2,
+            )
+            split[coded] = flags > 0
+        total = np.zeros(pred.shape)
+        filtered = []
+        for size, where in ((b, coded & ~split), (small, split)):
+            if size and (where.any() or size == b):
+                mask = block_mask(where, mbk, size)
+                kind_b = name + str(size)
+                total += residual_levels(cfg, coder, kind_b, res, mask, size, step, pred.shape)
+                filtered.append((size, mask.reshape(-1, pred.shape[1] // size)))
+        r = np.clip(np.floor(pred + total + 0.5), 0, 255).astype(np.uint8)
+        for size, mask in filtered:
+            r = loop_filter(r, size, step, cfg, mask)
+        rec.append(r)
     return rec
 
 
@@ -414,12 +466,15 @@ def code_field(cfg, coder, kind, field, used):
 
 
 def code_rows(coder, kind, values, shape, limit):
-    """Small per-block symbols row by row, in the context of the symbol above."""
+    """Small per-block symbols row by row, in the context of the symbol above (nothing to
+    code when there is one possible symbol)."""
     out = np.zeros(shape, np.int64)
+    if limit == 1:
+        return out
     above = np.zeros(shape[1], np.int64)
     for y in range(shape[0]):
         given = values[y] if values is not None else None
-        out[y] = above = coder.ints(kind, given, shape[1], above, limit)
+        out[y] = above = coder.symbols(kind, given, shape[1], above, limit)
     if out.min(initial=0) < 0 or out.max(initial=0) >= limit:
         raise ValueError(f"bad {kind} symbol")
     return out
@@ -444,47 +499,51 @@ def bipred_used(mode, d):
     return (mode == d) | (mode == 2)
 
 
-def bipred_decide(cfg, src, past, future):
-    """Encoder: both directions' vectors and each macroblock's mode: forward, backward or
-    averaged by SAD + lambda * vector bits; then DIRECT (3: both vectors the median of the
-    neighbours' final vectors, averaged, no residual) wherever that costs less, distortion
-    + lambda * estimated bits, re-decided until the inherited vectors settle."""
+def bipred_decide(cfg, src, past, future, ratio):
+    """Encoder: both directions' vectors and each macroblock's mode. With B_MODE_LAMBDA,
+    forward, backward or averaged by distortion + lambda * estimated bits (residual and
+    vectors), then DIRECT (3: both vectors the median of the neighbours' final vectors,
+    averaged, no residual) wherever that costs less, re-decided until the inherited vectors
+    settle; without it, by SAD + lambda * vector bits and never DIRECT."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
-    lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
     fields = [search_vectors(cfg, src, ref) for ref in (past, future)]
-    preds = [motion_compensate(r[0], f, mb, s) for r, f in zip((past, future), fields)]
-    preds.append((preds[0] + preds[1]) / 2)
-    sad = [per_tile(np.abs(src[0] - p), mb) for p in preds]
-    bits = [lam * mv_bits(f - median_pred(f)).sum(axis=2) for f in fields]
-    mode = np.argmin([sad[0] + bits[0], sad[1] + bits[1], sad[2] + bits[0] + bits[1]], 0)
-    lam_d = float(cfg.get("B_DIRECT_LAMBDA", 0.0)) * (cfg["STEP_Y"] * cfg["B_QP_RATIO"]) ** 2
+    mvb = [mv_bits(f - median_pred(f)).sum(axis=2) for f in fields]
+    mvb.append(mvb[0] + mvb[1])
+    lam_d = float(cfg.get("B_MODE_LAMBDA", 0.0)) * (cfg["STEP_Y"] * ratio) ** 2
     if lam_d <= 0:
-        return fields, mode
-    planes = bipred_planes(past, future, fields, mode, cfg)
-    d_code, r_code = prediction_costs(src, planes, cfg, cfg["B_QP_RATIO"])
-    r_mv = sum(
-        mv_bits(f - median_pred(f)).sum(axis=2) * bipred_used(mode, d) for d, f in enumerate(fields)
-    )
+        lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
+        preds = [motion_compensate(r[0], f, mb, s) for r, f in zip((past, future), fields)]
+        preds.append((preds[0] + preds[1]) / 2)
+        sad = [per_tile(np.abs(src[0] - p), mb) + lam * b for p, b in zip(preds, mvb)]
+        return fields, np.argmin(sad, 0)
+    each = np.ones(mvb[0].shape, np.int64)
+    costs = [
+        prediction_costs(src, bipred_planes(past, future, fields, each * m, cfg), cfg, ratio)
+        for m in range(3)
+    ]
+    total = [d + lam_d * (r + b) for (d, r), b in zip(costs, mvb)]
+    mode = np.argmin(total, 0)
+    coded = np.choose(mode, total)
     direct = np.zeros(mode.shape, bool)
     for _ in range(3):
         current = np.where(direct, 3, mode)
         finals = [mv_walk(~bipred_used(current, d), mv=f)[0] for d, f in enumerate(fields)]
         inherited = [median_pred(f) for f in finals]
-        planes = bipred_planes(past, future, inherited, np.full(mode.shape, 3), cfg)
+        planes = bipred_planes(past, future, inherited, each * 3, cfg)
         d_direct = prediction_costs(src, planes, cfg, 1.0, residual=False)[0]
-        direct = d_direct + lam_d < d_code + lam_d * (r_code + r_mv + 1.0)
+        direct = d_direct + lam_d < coded + lam_d
     return fields, np.where(direct, 3, mode)
 
 
-def code_bipred(cfg, coder, src, past, future):
-    """A B picture (never a reference): per macroblock forward, backward, averaged or DIRECT
-    prediction from the anchors around it; the vectors each direction uses, then the
-    residual of every block outside DIRECT macroblocks at step * B_QP_RATIO."""
-    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
+def code_bipred(cfg, coder, src, past, future, ratio):
+    """A B picture: per macroblock forward, backward, averaged or DIRECT prediction from the
+    anchors around it; the vectors each direction uses, then the residual of every block
+    outside DIRECT macroblocks at the step times ``ratio``."""
+    mb = int(cfg["MB_SIZE"])
     shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
     fields = mode = None
     if src is not None:
-        fields, mode = bipred_decide(cfg, src, past, future)
+        fields, mode = bipred_decide(cfg, src, past, future, ratio)
     mode = code_rows(coder, "b_mode", mode, shape, 4)
     final = [
         code_field(
@@ -492,32 +551,15 @@ def code_bipred(cfg, coder, src, past, future):
         )
         for d in (0, 1)
     ]
-    coded = mode != 3
-    m, zz = transform_matrix(b), zigzag(b)
-    unzz = np.argsort(zz)
-    rec = []
-    for k, pred in enumerate(bipred_planes(past, future, final, mode, cfg)):
-        step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * cfg["B_QP_RATIO"]
-        steps = quant_steps(b, step, cfg)
-        mask = block_mask(coded, mb if k == 0 else mb // 2, b)
-        count, row = len(mask), pred.shape[1] // b
-        kind = "b_y" if k == 0 else "b_c"
-        if src is not None:
-            coef, _ = transform_plane(src[k] - pred, m, b, zz)
-            lv = quantise(coef, steps, False, cfg) * mask[:, None]
-            coder.levels(kind, lv, count, b * b, row, mask)
-        else:
-            lv = coder.levels(kind, None, count, b * b, row, mask)
-        res = inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
-        r = np.clip(np.floor(pred + res + 0.5), 0, 255).astype(np.uint8)
-        rec.append(loop_filter(r, b, step, cfg, mask.reshape(-1, row)))
-    return rec
+    planes = bipred_planes(past, future, final, mode, cfg)
+    return code_residuals(cfg, coder, "b", src, planes, mode != 3, ratio)
 
 
 def code_sequence(cfg, coder, frames, nf):
-    """Every picture in the GOP component's coding order through one coder; I and P
-    pictures become anchors (P predicts from the last one, B from the two around it).
-    Returns the reconstructions in display order."""
+    """Every picture in the GOP component's coding order through one coder; I, P and
+    reference B pictures become anchors (P predicts from the latest anchor before it, B
+    from the nearest anchors before and after it). Returns the reconstructions in display
+    order."""
     plan = gop_plan(nf, cfg)
     if sorted(i for i, _ in plan) != list(range(nf)) or plan[0][1] != 0:
         raise ValueError("bad picture plan")
@@ -535,13 +577,15 @@ def code_sequence(cfg, coder, frames, nf):
             rec = code_intra(cfg, coder, src)
         elif kind == 1 and before:
             rec = code_inter(cfg, coder, src, anchors[max(before)])
-        elif kind == 2 and before and after:
-            rec = code_bipred(cfg, coder, src, anchors[max(before)], anchors[min(after)])
+        elif kind in (2, 3) and before and after:
+            ratio = cfg["B_QP_RATIO"] if kind == 2 else cfg["REF_B_QP_RATIO"]
+            past, future = anchors[max(before)], anchors[min(after)]
+            rec = code_bipred(cfg, coder, src, past, future, ratio)
         else:
             raise ValueError("bad picture plan")
         if kind != 2:
-            anchors = {i: anchors[i] for i in sorted(anchors)[-1:]}  # the last two anchors
             anchors[index] = rec
+            anchors = dict(list(anchors.items())[-4:])  # the last four in coding order
         out[index] = rec
     return out
 

@@ -20,12 +20,14 @@ the shared core into one self-contained program. The interfaces, by slot:
                 macroblocks of a P picture are skipped (encoder side).
 ``entropy``     ``entropy_config()``, ``EntropyCoder(cfg, data=None)``: one per bitstream,
                 ``levels(kind, levels, count, n, row, mask)``, ``ints(kind, values, count,
-                ctx, n_ctx)`` (given values when encoding, ``None`` when decoding: both
-                return the values), ``finish() -> bytes``.
+                ctx, n_ctx)`` (signed), ``symbols(kind, values, count, ctx, n_sym)`` (0..n_sym-1
+                in the context of another such symbol), given values when encoding, ``None``
+                when decoding: all return the values; ``finish() -> bytes``.
 ``loopfilter``  ``loopfilter_config()``, ``loop_filter(plane, b, step, cfg, coded)``
                 (``coded``: which blocks carry a residual; ``None``: all).
 ``gop``         ``gop_config()``, ``gop_plan(frames, cfg)``: (display index, type) in
-                coding order; type 0 intra, 1 P, 2 B.
+                coding order; type 0 intra, 1 P, 2 B, 3 B that later pictures reference
+                (its step ratio ``REF_B_QP_RATIO``; B pictures use ``B_QP_RATIO``).
 
 Each ``*_config()`` returns the numbers its decoder side needs; encoder and decoder both
 build them with ``program_config(quality)`` and the header's CRC-32 of them makes sure

@@ -157,6 +157,13 @@ class EntropyCoder:
             prev_m = mags[s]
         return self.tail(kind, mags, levels, escape)
 
+    def symbols(self, kind, values, count, ctx, n_sym):
+        """Symbols 0..n_sym-1 (flags, modes), each in the context of another such symbol
+        ``ctx``: an alphabet of their own, no escape, no sign."""
+        model = self.model((kind, "sym"), n_sym, n_sym, flat=True)
+        given = np.asarray(values, np.int64).ravel() if self.encoding else None
+        return self.sym(model, np.asarray(ctx, np.int64).ravel()[:count], given)
+
     def ints(self, kind, values, count, ctx=None, n_ctx=1):
         """Signed integers: magnitude (up to 16, then an escape) in context ``ctx``, then
         escapes and signs."""
@@ -248,6 +255,14 @@ class EntropyCoder:
             for j in range(e):
                 out[i, j] = u_to_signed(self.next(self.k))
         return out
+
+    def symbols(self, kind, values, count, ctx, n_sym):
+        """Symbols 0..n_sym-1 as ue(v)."""
+        if self.encoding:
+            values = np.asarray(values, np.int64).ravel()
+            self.chunks.append(eg_bits(values, 0))
+            return values
+        return np.array([self.next(0) for _ in range(count)], np.int64)
 
     def ints(self, kind, values, count, ctx=None, n_ctx=1):
         if self.encoding:

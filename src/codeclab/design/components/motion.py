@@ -138,4 +138,89 @@ def motion_search(cur, ref, mb, rng, lam):
 ''',
 )
 
-COMPONENTS = [FULL, DIAMOND, HIERARCHICAL]
+PREDICTIVE = component(
+    "motion",
+    "predictive",
+    "predictive zonal search (EPZS-like): the best of a coarse full-search vector, zero, the "
+    "median prediction and the neighbours' vectors, then +-1 pel rounds; the cost counts "
+    "the bits of the difference to the median prediction, as the vector will be coded",
+    '''
+# Passes over the picture: each re-predicts every vector from its neighbours' latest ones.
+PREDICTIVE_PASSES = 2  # @param int 1..4
+# Rounds of the +-1 pel square around the best candidate, per pass.
+PREDICTIVE_ROUNDS = 2  # @param int 1..6
+
+
+def motion_config():
+    return {}
+
+
+def motion_search(cur, ref, mb, rng, lam):
+    """Per macroblock: candidates, then small steps, by SAD + lam * (bits of the vector
+    minus the median of its neighbours'): a vector that follows its neighbours costs
+    little to code, which a penalty on its length alone would not see."""
+    h, w = cur.shape
+    nby, nbx = h // mb, w // mb
+    pad = rng + 1
+    rp = np.pad(ref, pad, mode="edge")
+    blocks = to_blocks(cur, mb).reshape(-1, mb, mb)
+    ys = np.repeat(np.arange(nby) * mb, nbx)
+    xs = np.tile(np.arange(nbx) * mb, nby)
+    d = 4 if mb >= 8 else 1
+    coarse = np.zeros((nby * nbx, 2), np.int64)
+    if d > 1:
+        # full search on pictures decimated by d finds large motions cheaply
+        small = [p[: nby * mb, : nbx * mb].reshape(nby * mb // d, d, nbx * mb // d, d)
+                 .mean(axis=(1, 3)) for p in (cur, ref)]
+        best = np.full(nby * nbx, np.inf)
+        r = max(1, rng // d)
+        sp = np.pad(small[1], r, mode="edge")
+        sb = to_blocks(small[0], mb // d).reshape(-1, mb // d, mb // d)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                v = np.tile(np.array([dy, dx]), (nby * nbx, 1))
+                c = sad_of(sb, sp, r, ys // d, xs // d, v, mb // d)
+                better = c < best
+                best[better] = c[better]
+                coarse[better] = (dy * d, dx * d)
+    m = np.zeros((nby * nbx, 2), np.int64)
+    for _ in range(int(PREDICTIVE_PASSES)):
+        field = m.reshape(nby, nbx, 2)
+        med = median_pred(field).reshape(-1, 2)
+
+        def cost(v):
+            bits = mv_bits(v[:, 0] - med[:, 0]) + mv_bits(v[:, 1] - med[:, 1])
+            return sad_of(blocks, rp, pad, ys, xs, v, mb) + lam * bits
+
+        rows, cols = np.arange(nby), np.arange(nbx)
+        near = [
+            field[:, np.maximum(cols - 1, 0)],
+            field[:, np.minimum(cols + 1, nbx - 1)],
+            field[np.maximum(rows - 1, 0)],
+            field[np.minimum(rows + 1, nby - 1)],
+        ]
+        candidates = [m, m * 0, med, coarse] + [n.reshape(-1, 2) for n in near]
+        best = np.full(nby * nbx, np.inf)
+        out = m.copy()
+        for cand in candidates:
+            cand = np.clip(cand, -rng, rng)
+            c = cost(cand)
+            better = c < best
+            best[better] = c[better]
+            out[better] = cand[better]
+        for _ in range(int(PREDICTIVE_ROUNDS)):
+            centre = out.copy()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    if dy or dx:
+                        cand = np.clip(centre + np.array([dy, dx]), -rng, rng)
+                        c = cost(cand)
+                        better = c < best
+                        best[better] = c[better]
+                        out[better] = cand[better]
+        m = out
+    return m.reshape(nby, nbx, 2)
+''',
+)
+
+COMPONENTS = [FULL, DIAMOND, HIERARCHICAL, PREDICTIVE]

@@ -2,18 +2,7 @@
 
 from codeclab.design.components import component
 
-DCT = component(
-    "transform",
-    "dct",
-    "orthonormal DCT-II of 4, 8 or 16 points",
-    '''
-# Transform block size in pixels (luma and chroma).
-BLOCK_SIZE = 8  # @param choice 4,8,16
-
-
-def transform_config():
-    return {"BLOCK_SIZE": BLOCK_SIZE}
-
+DCT_MATRIX = '''
 
 def transform_matrix(n):
     """Orthonormal DCT-II basis: row k is frequency k."""
@@ -22,7 +11,21 @@ def transform_matrix(n):
     m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
     m[0] /= math.sqrt(2.0)
     return m
-''',
+'''
+
+DCT = component(
+    "transform",
+    "dct",
+    "orthonormal DCT-II of 4, 8 or 16 points",
+    """
+# Transform block size in pixels (luma and chroma).
+BLOCK_SIZE = 8  # @param choice 4,8,16
+
+
+def transform_config():
+    return {"BLOCK_SIZE": BLOCK_SIZE}
+"""
+    + DCT_MATRIX,
 )
 
 WHT = component(
@@ -67,4 +70,22 @@ def transform_matrix(n):
 ''',
 )
 
-COMPONENTS = [DCT, WHT, INT4]
+ADAPTIVE_DCT = component(
+    "transform",
+    "adaptive_dct",
+    "DCT; each coded macroblock's residual luma in BLOCK_SIZE or 4x4 transforms, whichever "
+    "costs less (SSD + lambda * bits), as H.264 High profile's transform_size_8x8_flag",
+    """
+# Transform block size in pixels (intra pictures, chroma, and the larger residual choice).
+BLOCK_SIZE = 8  # @param choice 8,16
+# Lagrange multiplier (times step^2) of the per-macroblock transform size decision.
+TX_LAMBDA = 0.12  # @param float 0.0..1.0
+
+
+def transform_config():
+    return {"BLOCK_SIZE": BLOCK_SIZE, "SMALL_BLOCK": 4, "TX_LAMBDA": TX_LAMBDA}
+"""
+    + DCT_MATRIX,
+)
+
+COMPONENTS = [DCT, WHT, INT4, ADAPTIVE_DCT]
