@@ -66,7 +66,52 @@ def test_intra_predictors():
     assert dc.shape == (1, 8, 8) and np.allclose(dc, top.mean())
 
 
-@pytest.mark.parametrize("name", ["full_search", "diamond", "hierarchical"])
+@pytest.mark.parametrize("b", [4, 8, 16])
+def test_angular_modes_exist_everywhere_and_start_as_directional(b):
+    angular = ns(("intra", "angular"))["intra_predictors"]
+    directional = ns(("intra", "directional"))["intra_predictors"]
+    rng = np.random.default_rng(b)
+    top, left = rng.uniform(0, 255, b), rng.uniform(0, 255, b)
+    for t, left_, corner in [(top, left, 9.0), (None, left, None), (top, None, None)]:
+        for count in (4, 8, 12):
+            p = angular(t, left_, corner, b, {"INTRA_MODES": count})
+            assert p.shape == (count, b, b) and np.isfinite(p).all()
+        first = directional(t, left_, corner, b, {"INTRA_MODES": 4})
+        assert np.array_equal(angular(t, left_, corner, b, {"INTRA_MODES": 12})[:4], first)
+    assert np.allclose(angular(None, None, None, b, {"INTRA_MODES": 12}), 128.0)
+
+
+def _edge_block(b: int, inside) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """Neighbours and block of a picture that is 200 where ``inside(y, x)`` else 50."""
+    y, x = np.mgrid[-1:b, -1:b]
+    pic = np.where(inside(y, x), 200.0, 50.0)
+    return pic[0, 1:], pic[1:, 0], float(pic[0, 0]), pic[1:, 1:]
+
+
+@pytest.mark.parametrize(
+    "mode,inside",
+    [
+        (4, lambda y, x: x >= y),  # 45 degree edge: diagonal down-right
+        (5, lambda y, x: 2 * x >= y),  # steep edge: vertical-right
+        (6, lambda y, x: x >= 2 * y),  # shallow edge: horizontal-down
+    ],
+)
+def test_angular_mode_follows_a_slanted_edge(mode, inside):
+    predict = ns(("intra", "angular"))["intra_predictors"]
+    m = ns(("transform", "dct"))["transform_matrix"](16)
+    top, left, corner, block = _edge_block(16, inside)
+    p = predict(top, left, corner, 16, {"INTRA_MODES": 12})
+    err = np.abs(p - block).mean(axis=(1, 2))
+    satd = np.abs(m @ (block[None] - p) @ m.T).sum(axis=(1, 2))
+    assert int(np.argmin(satd)) == mode  # the encoder's choice
+    assert err[mode] < 0.25 * err[:4].min()  # far closer than DC, V, H or planar
+    assert err[mode] < 10.0  # the smoothed edge, otherwise exact
+    diagonal = np.subtract.outer(np.arange(-1.0, 16), np.arange(-1.0, 16)) * 3 + 100
+    r = predict(diagonal[0, 1:], diagonal[1:, 0], diagonal[0, 0], 16, {"INTRA_MODES": 8})
+    assert np.allclose(r[4, 1:, 1:], diagonal[2:, 2:])  # a ramp along the diagonal: exact
+
+
+@pytest.mark.parametrize("name", ["full_search", "diamond", "hierarchical", "predictive"])
 def test_motion_search_finds_a_known_shift_on_a_real_frame(luma, name):
     scope = ns(("motion", name))
     ref = luma[64:192, 64:224]
@@ -196,11 +241,14 @@ def test_entropy_coders_round_trip_and_compress_a_laplacian_source(name, factor)
     coder.levels("a", levels, 400, 16, 20)
     coder.ints("b", ints, 10, np.arange(10) % 2, 2)
     coder.levels("a", levels * mask[:, None], 400, 16, 20, mask)
+    flags = np.array([2, 0, 1, 1, 0, 2])
+    coder.symbols("c", flags, 6, np.array([0, 1, 2, 0, 1, 2]), 3)
     data = coder.finish()
     back = scope["EntropyCoder"](cfg, data)
     assert (back.levels("a", None, 400, 16, 20) == levels).all()
     assert (back.ints("b", None, 10, np.arange(10) % 2, 2) == ints).all()
     assert (back.levels("a", None, 400, 16, 20, mask) == levels * mask[:, None]).all()
+    assert (back.symbols("c", None, 6, np.array([0, 1, 2, 0, 1, 2]), 3) == flags).all()
     assert len(data) * 8 <= factor * _entropy_bits(levels) * 1.8 + 512
     zeros = scope["EntropyCoder"](cfg)
     zeros.levels("a", np.zeros((64, 64), np.int64), 64, 64, 8)
@@ -244,3 +292,57 @@ def test_gop_structures():
     assert plan == [(0, 0), (2, 1), (1, 2), (4, 1), (3, 2), (5, 1)]
     assert ibp(7, {"GOP_SIZE": 4, "B_RUN": 2})[:4] == [(0, 0), (3, 1), (1, 2), (2, 2)]
     assert (6, 0) in ibp(7, {"GOP_SIZE": 4, "B_RUN": 2})  # an intra anchor after GOP_SIZE
+    pyramid = ns(("gop", "pyramid"))["gop_plan"]
+    # anchors 0, 4, 8; the middle B (type 3) is a reference for the two on either side
+    plan = pyramid(9, {"GOP_SIZE": 60, "B_RUN": 3})
+    assert plan == [(0, 0), (4, 1), (2, 3), (1, 2), (3, 2), (8, 1), (6, 3), (5, 2), (7, 2)]
+    # a short last run: anchors 0, 4, 6; one B between 4 and 6
+    assert pyramid(7, {"GOP_SIZE": 60, "B_RUN": 3})[-2:] == [(6, 1), (5, 2)]
+
+
+def test_flags_cost_no_sign_bits():
+    """Flags and modes have an alphabet of their own: rows of ones code as cheaply as rows
+    of zeros (as signed integers, each one would carry a raw sign bit)."""
+    scope = ns(("entropy", "adaptive_range"))
+    cfg = {k: float(v) for k, v in scope["entropy_config"]().items()}
+    sizes = []
+    for value in (0, 1):
+        coder = scope["EntropyCoder"](cfg)
+        for _ in range(400):  # statistics adapt between calls, as between rows of blocks
+            coder.symbols("f", np.full(10, value), 10, np.full(10, value), 2)
+        sizes.append(len(coder.finish()))
+    assert sizes[1] == sizes[0] < 4000 / 8 / 4
+
+
+def test_angular_intra_composition_round_trips():
+    from codeclab.design import compose
+
+    clip = load_clip(SAMPLE_CLIP, max_frames=2)
+    frames = [
+        tuple(
+            np.ascontiguousarray(p[:h, :w])
+            for p, h, w in zip(f, (48, 24, 24), (64, 32, 32), strict=True)
+        )
+        for f in clip.frames
+    ]
+    sizes = {}
+    for parts in ({"intra": "angular"}, {**compose.INTRA_DEFAULT, "intra": "angular"}):
+        scope: dict = {}
+        exec(compile(compose.compose(parts), "<composed>", "exec"), scope)  # noqa: S102
+        plane, used = scope["intra_plane"], set()
+
+        def recording(*args, _plane=plane, _used=used):
+            out = _plane(*args)
+            _used.update(out[1].tolist())
+            return out
+
+        scope["intra_plane"] = recording
+        bitstream = scope["encode"](frames, 30.0, 60)
+        assert max(used) >= 4  # the angles are chosen and their indices coded
+        decoded = scope["decode"](bitstream)
+        assert len(decoded) == len(frames)
+        for (y, _, _), (dy, _, _) in zip(frames, decoded, strict=True):
+            mse = np.mean((y.astype(np.float64) - dy) ** 2)
+            assert dy.dtype == np.uint8 and 10 * np.log10(255.0**2 / mse) > 30.0
+        sizes[parts.get("gop", "ippp")] = len(bitstream)
+    assert sizes["intra_only"] > sizes["ippp"]

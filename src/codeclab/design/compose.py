@@ -336,7 +336,8 @@ def code_intra(cfg, coder, src):
             lv = coder.levels(kind, None, count, b * b, row)
             modes = np.zeros(count, np.int64)
         grid = (count // row, row)
-        modes = code_rows(coder, kind + "_mode", modes.reshape(grid), grid, 4).ravel()
+        n_modes = int(cfg.get("INTRA_MODES", 1))  # how many candidates the intra slot offers
+        modes = code_rows(coder, kind + "_mode", modes.reshape(grid), grid, n_modes).ravel()
         if src is None:
             r = intra_plane(None, lv, modes, shape, b, steps, cfg)[2]
         rec.append(loop_filter(r, b, step, cfg))
