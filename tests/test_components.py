@@ -168,12 +168,21 @@ def test_skip_mode_skips_what_the_reference_already_predicts(luma):
 def test_vectors_walk_back_from_their_differences():
     scope = ns()
     rng = np.random.default_rng(5)
-    mv = rng.integers(-9, 10, size=(5, 7, 2))
-    skip = rng.random((5, 7)) < 0.4
-    final, diffs = scope["mv_walk"](skip, mv=mv)
+    mv = rng.integers(-9, 10, size=(6, 8, 2))
+    skip = rng.random((6, 8)) < 0.4
+    final, diffs = scope["mv_walk"](~skip * 1, mv=mv)  # role 1: coded, 0: predicted
     assert np.array_equal(final[~skip], mv[~skip]) and len(diffs) == (~skip).sum()
-    assert np.array_equal(scope["mv_walk"](skip, diffs=diffs)[0], final)
+    assert np.array_equal(scope["mv_walk"](~skip * 1, diffs=diffs)[0], final)
     assert np.array_equal(scope["median_pred"](final)[skip], final[skip])
+    # role 2: the rest of a 2 x 2 group copies its top-left block (one vector a macroblock)
+    role = np.where(rng.random((6, 8)) < 0.5, 1, 0)
+    role[1::2, :] = 2
+    role[:, 1::2] = 2
+    final, diffs = scope["mv_walk"](role, mv=mv)
+    assert len(diffs) == (role == 1).sum()
+    groups = final.reshape(3, 2, 4, 2, 2)
+    assert (groups == groups[:, :1, :, :1]).all()
+    assert np.array_equal(scope["mv_walk"](role, diffs=diffs)[0], final)
 
 
 @pytest.mark.parametrize("name", ["deadzone", "rdo", "rdoq"])

@@ -335,3 +335,28 @@ def test_adaptive_transform_takes_small_blocks_where_they_pay(frames):
 
     cheap, dear = small_count(0.0), small_count(1.0)
     assert cheap > 0 and dear < cheap
+
+
+def test_split_macroblocks_take_four_vectors_where_they_pay(frames):
+    """mode split: a coded macroblock may carry four half-size vectors. At a high quality
+    some do; with the mode lambda at its top fewer; every stream decodes as encoded."""
+
+    def splits(mode_lambda: float) -> int:
+        source = compose.compose({"mode": "split"}, {"MODE_LAMBDA": mode_lambda})
+        scope = run(source)
+        chosen, original = [], scope["split_decide"]
+
+        def spy(src, ref, mv, half, skip, cfg):
+            split, skip = original(src, ref, mv, half, skip, cfg)
+            assert not (split & skip).any()  # a skipped macroblock has no vectors to split
+            chosen.append(int(split.sum()))
+            return split, skip
+
+        scope["split_decide"] = spy
+        stream = scope["encode"](frames, 30.0, 80)
+        decoded = run(source)["decode"](stream)
+        assert min(psnr(f[0], d[0]) for f, d in zip(frames, decoded, strict=True)) > 38
+        return sum(chosen)
+
+    cheap, dear = splits(0.02), splits(1.0)
+    assert cheap > 0 and dear < cheap

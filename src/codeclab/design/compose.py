@@ -126,17 +126,22 @@ def motion_compensate(ref, mv, b, s, luma=True):
     return from_blocks(pred.reshape(nby, nbx, b, b))
 
 
-def mv_walk(skip, mv=None, diffs=None):
+def mv_walk(role, mv=None, diffs=None):
     """Vectors in raster order, each predicted by the median of its left, above and
-    above-right neighbours (above-left at the right edge, left only on the first row): a
-    skipped block takes the prediction, a coded one adds its difference. Encoder: ``mv``
-    given, returns (final vectors, differences of the coded ones); decoder: ``diffs``."""
-    nmy, nmx = skip.shape
+    above-right neighbours (above-left at the right edge, left only on the first row). By
+    ``role``: 0 takes the prediction (a skipped block), 1 adds its coded difference, 2 copies
+    the vector of the top-left block of its 2 x 2 group (the rest of a macroblock that has
+    one vector on a grid of half-size blocks). Encoder: ``mv`` given, returns (final
+    vectors, differences of the coded ones); decoder: ``diffs``."""
+    nmy, nmx = role.shape
     final = np.zeros((nmy, nmx, 2), np.int64)
     zero = np.zeros(2, np.int64)
     out = []
     for y in range(nmy):
         for x in range(nmx):
+            if role[y, x] == 2:
+                final[y, x] = final[y - y % 2, x - x % 2]
+                continue
             left = final[y, x - 1] if x else zero
             if y == 0:
                 p = left
@@ -145,7 +150,7 @@ def mv_walk(skip, mv=None, diffs=None):
                 ar = final[y - 1, x + 1] if x + 1 < nmx else (final[y - 1, x - 1] if x else zero)
                 p = left + above + ar - np.maximum(np.maximum(left, above), ar)
                 p = p - np.minimum(np.minimum(left, above), ar)
-            if skip[y, x]:
+            if role[y, x] == 0:
                 final[y, x] = p
             elif mv is not None:
                 final[y, x] = mv[y, x]
@@ -345,28 +350,56 @@ def code_intra(cfg, coder, src):
 
 
 def code_vectors(cfg, coder, src, ref):
-    """A P picture's block vectors (1/MV_SCALE pel) and which blocks are coded. Encoder:
-    search, decide modes, code skip flags and the coded blocks' vector differences."""
+    """A P picture's block vectors (1/MV_SCALE pel) and which macroblocks are coded.
+    Encoder: search, decide modes, code skip flags, with SPLIT which coded macroblocks
+    carry four half-size vectors, then the coded vectors' differences. The field is on the
+    grid of half-size blocks with SPLIT, of macroblocks without."""
     mb = int(cfg["MB_SIZE"])
     shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
-    mv = skip = None
+    mv = skip = split = half = None
     if src is not None:
+        refs = [r.astype(np.float64) for r in ref]
         mv = search_vectors(cfg, src, ref)
         skip = np.zeros(shape, bool)
         if cfg["SKIP"]:
-            skip = mode_decide(src, [r.astype(np.float64) for r in ref], mv, cfg)
+            skip = mode_decide(src, refs, mv, cfg)
+        if cfg.get("SPLIT"):
+            half = search_vectors(cfg, src, ref, mb // 2)
+            split, skip = split_decide(src, refs, mv, half, skip, cfg)
     if cfg["SKIP"]:
         skip = code_rows(coder, "skip", None if skip is None else skip.astype(np.int64), shape, 2)
     else:
         skip = np.zeros(shape, np.int64)
     coded = skip == 0
-    return code_field(cfg, coder, "mv", mv, coded), coded
+    if not cfg.get("SPLIT"):
+        return code_field(cfg, coder, "mv", mv, coded.astype(np.int64)), coded
+    n = int(coded.sum())
+    given = None if split is None else split[coded].astype(np.int64)
+    if mv is not None:
+        mv = np.where(twice(split)[..., None], half, twice(mv))
+    split = np.zeros(shape, bool)
+    split[coded] = coder.symbols("split", given, n, np.zeros(n, np.int64), 2) > 0
+    return code_field(cfg, coder, "mv", mv, split_roles(split, coded)), coded
+
+
+def split_roles(split, coded):
+    """The :func:`mv_walk` role of each half-size block: all four of a split macroblock
+    coded, the top-left one of another coded (skipped: predicted) and the rest copies."""
+    corner = np.zeros((2 * split.shape[0], 2 * split.shape[1]), bool)
+    corner[::2, ::2] = True
+    return np.where(twice(split), 1, np.where(corner, twice(coded) * 1, 2))
+
+
+def twice(a):
+    """``a`` on the grid of half-size blocks: each macroblock's value in its four blocks."""
+    return a.repeat(2, axis=0).repeat(2, axis=1)
 
 
 def code_inter(cfg, coder, src, ref):
     """A P picture: vectors and modes, then each plane's residual in the coded blocks."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
     mv, coded = code_vectors(cfg, coder, src, ref)
+    mb = mb // 2 if cfg.get("SPLIT") else mb
     preds = [
         motion_compensate(ref[k], mv, mb if k == 0 else mb // 2, s if k == 0 else 2 * s, k == 0)
         for k in range(3)
@@ -443,24 +476,25 @@ def code_residuals(cfg, coder, kind, src, preds, coded, ratio):
     return rec
 
 
-def search_vectors(cfg, src, ref):
-    """Encoder: block vectors (1/MV_SCALE pel) of ``src`` luma against reference ``ref``."""
-    mb = int(cfg["MB_SIZE"])
+def search_vectors(cfg, src, ref, mb=None):
+    """Encoder: vectors (1/MV_SCALE pel) of ``src`` luma's mb x mb blocks (default:
+    macroblocks) against reference ``ref``."""
+    mb = mb or int(cfg["MB_SIZE"])
     lam = float(MOTION_LAMBDA) * cfg["STEP_Y"]
     r0 = ref[0].astype(np.float64)
     mv = motion_search(src[0], r0, mb, int(cfg["SEARCH_RANGE"]), lam)
     return subpel_refine(src[0], r0, mv, mb, lam, cfg).astype(np.int64)
 
 
-def code_field(cfg, coder, kind, field, used):
-    """Vectors of the ``used`` blocks as differences to their median prediction (unused
-    blocks take the prediction); returns the final field on both sides."""
-    n = 2 * int(used.sum())
+def code_field(cfg, coder, kind, field, role):
+    """Vectors of the blocks of ``role`` 1 as differences to their median prediction (see
+    :func:`mv_walk` for the others); returns the final field on both sides."""
+    n = 2 * int((role == 1).sum())
     if field is not None:
-        final, diffs = mv_walk(~used, mv=field)
+        final, diffs = mv_walk(role, mv=field)
         coder.ints(kind, diffs.ravel(), n)
         return final
-    final = mv_walk(~used, diffs=coder.ints(kind, None, n).reshape(-1, 2))[0]
+    final = mv_walk(role, diffs=coder.ints(kind, None, n).reshape(-1, 2))[0]
     if np.abs(final).max(initial=0) > (int(cfg["SEARCH_RANGE"]) + 2) * int(cfg["MV_SCALE"]):
         raise ValueError("motion vector out of range")
     return final
@@ -528,7 +562,7 @@ def bipred_decide(cfg, src, past, future, ratio):
     direct = np.zeros(mode.shape, bool)
     for _ in range(3):
         current = np.where(direct, 3, mode)
-        finals = [mv_walk(~bipred_used(current, d), mv=f)[0] for d, f in enumerate(fields)]
+        finals = [mv_walk(bipred_used(current, d) * 1, mv=f)[0] for d, f in enumerate(fields)]
         inherited = [median_pred(f) for f in finals]
         planes = bipred_planes(past, future, inherited, each * 3, cfg)
         d_direct = prediction_costs(src, planes, cfg, 1.0, residual=False)[0]
@@ -548,7 +582,7 @@ def code_bipred(cfg, coder, src, past, future, ratio):
     mode = code_rows(coder, "b_mode", mode, shape, 4)
     final = [
         code_field(
-            cfg, coder, f"b_mv{d}", None if fields is None else fields[d], bipred_used(mode, d)
+            cfg, coder, f"b_mv{d}", None if fields is None else fields[d], bipred_used(mode, d) * 1
         )
         for d in (0, 1)
     ]
