@@ -360,3 +360,34 @@ def test_split_macroblocks_take_four_vectors_where_they_pay(frames):
 
     cheap, dear = splits(0.02), splits(1.0)
     assert cheap > 0 and dear < cheap
+
+
+def test_untried_upgrades_are_screened_before_other_swaps():
+    """A composed family first tries each more capable component (a higher tier) once; a
+    simplification (a lower tier) is only swapped in after every upgrade was tried."""
+    from codeclab.design.components import TIERS
+    from codeclab.design.evolve import upgrades
+
+    default_upgrades = set(upgrades(compose.DEFAULT))
+    assert ("mode", "split") in default_upgrades and ("gop", "ibp") in default_upgrades
+    assert not any(TIERS[s][c] <= TIERS[s][compose.DEFAULT[s]] for s, c in default_upgrades)
+    designer = EvolveDesigner(seed=1, seeds={"composed": compose.compose()})
+    history, _ = _campaign(designer, 60, lambda source: 10.0 + len(source) % 5)
+    swaps = [
+        r.reasoning.mutations[0] for r in history if r.reasoning.text.startswith("Operator swap")
+    ]
+    firsts = []
+    for change in swaps:
+        slot, rest = change.split(": ")
+        old, new = rest.split(" -> ")
+        firsts.append(TIERS[slot][new] > TIERS[slot][old])
+    assert len(swaps) >= len(default_upgrades) + 1
+    # the first swaps are upgrades; a downgrade appears only after them
+    first_down = firsts.index(False) if False in firsts else len(firsts)
+    assert first_down == len(default_upgrades)
+
+
+def test_every_component_has_a_capability_tier():
+    from codeclab.design.components import REGISTRY, TIERS
+
+    assert {s: set(t) for s, t in TIERS.items()} == {s: set(c) for s, c in REGISTRY.items()}

@@ -17,8 +17,13 @@ a random quality-diversity grid cell), then applies one operator:
   family, applied together to a parent that has none of them yet;
 * ``extrapolate``: when the parent beat its own parent by a parameter change, take the same
   step again (a cheap line search along a direction that just paid off);
-* ``swap`` (composed programs): replace the component in one slot by another of that slot,
-  untried components first, ones whose swaps paid off favoured (the same memory);
+* ``swap`` (composed programs): replace the component in one slot by another of that slot.
+  While the family has *upgrades* it never tried (a more capable component of a slot, by
+  :data:`~codeclab.design.components.TIERS`: adaptive transform sizes, partitions, B
+  pictures...), it screens those first, at swap odds of at least ``P_SCREEN``: a library
+  is the larger search space, and a tool either pays on this content or it does not; after
+  that any component, untried ones first, ones whose swaps paid off favoured (the same
+  memory);
 * ``crossover`` (composed programs): take some slots, with their parameter values, from a
   second composed parent (preferably from another island).
 
@@ -45,7 +50,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from codeclab.design import compose
-from codeclab.design.components import SLOTS, choices
+from codeclab.design.components import SLOTS, TIERS, choices
 from codeclab.design.database import Entry, ProgramDatabase
 from codeclab.design.memory import (
     INERT,
@@ -62,6 +67,8 @@ ISLANDS = 3
 MIGRATE_EVERY = 6
 # Operator odds for composed parents (hand-written ones only mutate or extrapolate).
 P_SWAP = 0.25
+# Swap odds while a composed family still has upgrades it never tried (screening).
+P_SCREEN = 0.6
 P_CROSSOVER = 0.15
 P_COMBINE = 0.35
 P_EXTRAPOLATE = 0.5
@@ -147,6 +154,16 @@ def operator_odds(db: ProgramDatabase) -> dict[str, float]:
     return {op: p * 2 * (1 + wins[op]) / (2 + tries[op]) for op, p in base.items()}
 
 
+def upgrades(parts: dict[str, str]) -> list[tuple[str, str]]:
+    """The swaps that put a more capable component (a higher tier) into a slot of ``parts``."""
+    return [
+        (slot, name)
+        for slot in SLOTS
+        for name in choices(slot)
+        if TIERS[slot][name] > TIERS[slot][parts[slot]]
+    ]
+
+
 def _listed(steps: dict[str, tuple]) -> list[str]:
     return [f"{n}: {old!r} -> {new!r}" for n, (old, new) in steps.items()]
 
@@ -221,12 +238,17 @@ class EvolveDesigner:
         composed = compose.parse_components(parent.source)
         roll = rng.random()
         family = _base_name(parent.record.program_name)
-        if composed is not None and roll < odds["swap"]:
-            options = [(s, c) for s in SLOTS for c in choices(s) if c != composed[s]]
+        untried = []
+        if composed is not None:
+            known = memory.stats(family)
+            untried = [o for o in upgrades(composed) if f"{o[0]}={o[1]}" not in known]
+        swap_odds = max(odds["swap"], P_SCREEN) if untried else odds["swap"]
+        if composed is not None and roll < swap_odds:
+            options = untried or [(s, c) for s in SLOTS for c in choices(s) if c != composed[s]]
             slot, name = memory.choose_swap(family, options, rng)
             child = compose.swap(parent.source, slot, name)
             return child, "swap", [f"{slot}: {composed[slot]} -> {name}"], None
-        if composed is not None and roll < odds["swap"] + odds["crossover"]:
+        if composed is not None and roll < swap_odds + odds["crossover"]:
             other = db.select_other(
                 island,
                 rng,

@@ -106,6 +106,24 @@ def _registry() -> dict[str, dict[str, Component]]:
 REGISTRY = _registry()
 
 
+# Capability order within each slot, from the designer's prior knowledge of codecs: a higher
+# tier adds or strengthens coding tools (adaptive transform sizes, partitions, B pictures,
+# RD quantisation...), a lower one is a simplification. The evolve designer tries swaps up
+# the order before anything else (:func:`codeclab.design.evolve.upgrades`); every component
+# must be placed here.
+TIERS: dict[str, dict[str, int]] = {
+    "transform": {"wht": 0, "int4": 0, "dct": 1, "adaptive_dct": 2},
+    "intra": {"dc": 0, "directional": 1, "angular": 2},
+    "motion": {"diamond": 0, "hierarchical": 1, "full_search": 1, "predictive": 2},
+    "subpel": {"none": 0, "bilinear": 1, "sixtap": 2},
+    "mode": {"coded": 0, "skip": 1, "split": 2},
+    "quant": {"deadzone": 0, "rdo": 1, "rdoq": 2},
+    "entropy": {"expgolomb": 0, "adaptive_range": 1},
+    "loopfilter": {"none": 0, "deblock": 1},
+    "gop": {"intra_only": 0, "ippp": 1, "ibp": 2, "pyramid": 2},
+}
+
+
 def get(slot: str, name: str) -> Component:
     try:
         return REGISTRY[slot][name]
