@@ -15,11 +15,13 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -400,17 +402,67 @@ class _Encoded:
     kbps: float
 
 
-def _encode_fresh(frames: Sequence[Frame], fps: float, key: dict, entry: Path) -> _Encoded:
+_KEPT: list[Frame] = []
+
+
+def _keep(frames: Sequence[Frame]) -> None:
+    """In the encoder process: the clip's frames, sent once for all its encodes."""
+    _KEPT[:] = frames
+
+
+def _encode_kept(fps: float, encoder: str, crf: int, path: str) -> float:
+    return _timed_encode(_KEPT, fps, encoder, crf, Path(path))
+
+
+class EncoderProcess:
+    """A fresh process of its own for one clip's baseline encodes, started on first use.
+
+    libx264 gave different bytes for the same frames and CRF when other threads of the same
+    process were busy (FFmpeg filters scoring a candidate: 1 encode in 8 differed, 4 in 16
+    with threads=1), and cached baselines are compared across campaigns; an encoder alone
+    in its process gives the same bytes every time.
+    """
+
+    def __init__(self, frames: Sequence[Frame]) -> None:
+        self.frames = list(frames)
+        self.pool: ProcessPoolExecutor | None = None
+
+    def encode(self, fps: float, encoder: str, crf: int, path: Path) -> float:
+        """Encode at ``crf`` to ``path``; the seconds the encode took."""
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_keep,
+                initargs=(self.frames,),
+            )
+        return self.pool.submit(_encode_kept, fps, encoder, crf, str(path)).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self) -> EncoderProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _encode_fresh(
+    process: EncoderProcess, fps: float, key: dict, entry: Path, count: int
+) -> _Encoded:
     """Encode into a private hidden directory next to where the entry will be."""
     temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
         name = f"stream.{ENCODERS[key['encoder']].extension}"
-        encode_s = _timed_encode(frames, fps, key["encoder"], key["crf"], temporary / name)
+        encode_s = process.encode(fps, key["encoder"], key["crf"], temporary / name)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     size = (temporary / name).stat().st_size
-    return _Encoded(key, entry, temporary, name, encode_s, size * 8 * fps / len(frames) / 1000)
+    return _Encoded(key, entry, temporary, name, encode_s, size * 8 * fps / count / 1000)
 
 
 def _finish(frames: Sequence[Frame], fps: float, encoded: _Encoded) -> BaselineRung:
@@ -490,7 +542,9 @@ def cached_rung(
     entry = _entry_dir(cache_dir, key)
     rung = _load(entry, key)
     if rung is None:
-        rung = _finish(frames, fps, _encode_fresh(frames, fps, key, entry))
+        with EncoderProcess(frames) as process:
+            encoded = _encode_fresh(process, fps, key, entry, len(frames))
+        rung = _finish(frames, fps, encoded)
     return rung
 
 
@@ -511,10 +565,10 @@ def baseline_curve(
     ends (within the valid CRF range) until the curve spans [lo, hi], so that BD-rate
     against a candidate's curve has overlap to integrate over.
 
-    Rungs missing from the cache are encoded one after another, then decoded and scored:
-    never while an encode runs, because libx264 then gave different bytes for the same frames
-    and CRF now and then (a decode in another thread of the process was enough), and a
-    cached baseline must be reproducible.
+    Rungs missing from the cache are encoded one after another in a process of their own
+    (:class:`EncoderProcess`: libx264 gave different bytes for the same frames and CRF now
+    and then while other threads of the lab's process worked, and a cached baseline must be
+    reproducible), then decoded and scored here.
     """
     reason = unavailable(encoder)
     if reason:
@@ -532,9 +586,10 @@ def baseline_curve(
         if cached is not None:
             rungs[crf], kbps[crf] = cached, cached.kbps
             return
-        encoded = _encode_fresh(frames, fps, key, entry)
+        encoded = _encode_fresh(process, fps, key, entry, len(frames))
         rungs[crf], kbps[crf] = encoded, encoded.kbps
 
+    process = EncoderProcess(frames)
     try:
         for crf in spec.crf_ladder:
             add(crf)
@@ -545,11 +600,13 @@ def baseline_curve(
                 add(min(max(kbps) + spec.crf_step, highest_crf))
             while max(kbps.values()) < high and min(kbps) > lowest_crf:
                 add(max(min(kbps) - spec.crf_step, lowest_crf))
+        process.close()
         for crf, rung in rungs.items():
             if isinstance(rung, _Encoded):
                 rungs[crf] = _finish(frames, fps, rung)
                 _share(shared, rungs[crf])
     finally:
+        process.close()
         for rung in rungs.values():  # an encode left unfinished by an error: its files
             if isinstance(rung, _Encoded):
                 shutil.rmtree(rung.temporary, ignore_errors=True)
