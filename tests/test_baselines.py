@@ -15,6 +15,7 @@ from codeclab.evaluate.baselines import (
     RUNG_JSON,
     BaselineRung,
     baseline_curve,
+    cached_rung,
     encode_rung,
     encoder_version,
     settings,
@@ -168,8 +169,9 @@ def test_settings_and_version_state_the_encoder() -> None:
 
 def test_a_curve_encoded_again_is_the_same_bytes(tmp_path: Path) -> None:
     """Cached baselines are compared across campaigns: the same frames must give the same
-    bitstreams, also while other threads of the lab's process work (libx264 in the lab's
-    process gave other bytes now and then while FFmpeg filters scored a candidate)."""
+    bitstreams, also while other threads of the lab's process work and whatever was encoded
+    before (libx264 in the lab's process gave other bytes after other encodes or while
+    FFmpeg filters scored a candidate)."""
     frames = read_crop(160, 128, 8)  # large enough for x264's threads to matter
     busy = threading.Event()
 
@@ -188,6 +190,11 @@ def test_a_curve_encoded_again_is_the_same_bytes(tmp_path: Path) -> None:
         worker.join()
     streams = [[Path(r.bitstream).read_bytes() for r in curve] for curve in curves]
     assert len(streams[0]) == 4 and all(s == streams[0] for s in streams)
+    # a rung encoded on its own is the rung encoded after the rest of its ladder
+    crf = max(r.crf for r in curves[0])
+    alone = cached_rung(frames, 30.0, "d" * 64, "x264", crf, tmp_path / "alone")
+    last = next(r for r in curves[0] if r.crf == crf)
+    assert Path(alone.bitstream).read_bytes() == Path(last.bitstream).read_bytes()
 
 
 def annexb_units(data: bytes) -> list[bytes]:

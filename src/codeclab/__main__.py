@@ -1,3 +1,4 @@
 from codeclab.cli import app
 
-app(prog_name="codeclab")
+if __name__ == "__main__":
+    app(prog_name="codeclab")

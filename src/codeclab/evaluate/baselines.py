@@ -415,12 +415,14 @@ def _encode_kept(fps: float, encoder: str, crf: int, path: str) -> float:
 
 
 class EncoderProcess:
-    """A fresh process of its own for one clip's baseline encodes, started on first use.
+    """Each baseline encode of one clip in a fresh process of its own (the clip's frames sent
+    to each), started on first use.
 
-    libx264 gave different bytes for the same frames and CRF when other threads of the same
-    process were busy (FFmpeg filters scoring a candidate: 1 encode in 8 differed, 4 in 16
-    with threads=1), and cached baselines are compared across campaigns; an encoder alone
-    in its process gives the same bytes every time.
+    libx264 in a process that had already encoded, or whose other threads worked, gave other
+    bytes for the same frames and CRF: on a 160x128x8 clip CRF 37 was 1457 bytes when first in
+    a fresh process and 1465, 1469 or 1483 after other encodes or while FFmpeg filters scored
+    frames in another thread (threads=1 too). Cached baselines are compared across campaigns,
+    so every encode starts from a fresh process, where it always gave the same bytes.
     """
 
     def __init__(self, frames: Sequence[Frame]) -> None:
@@ -435,6 +437,7 @@ class EncoderProcess:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_keep,
                 initargs=(self.frames,),
+                max_tasks_per_child=1,
             )
         return self.pool.submit(_encode_kept, fps, encoder, crf, str(path)).result()
 
@@ -565,10 +568,10 @@ def baseline_curve(
     ends (within the valid CRF range) until the curve spans [lo, hi], so that BD-rate
     against a candidate's curve has overlap to integrate over.
 
-    Rungs missing from the cache are encoded one after another in a process of their own
-    (:class:`EncoderProcess`: libx264 gave different bytes for the same frames and CRF now
-    and then while other threads of the lab's process worked, and a cached baseline must be
-    reproducible), then decoded and scored here.
+    Rungs missing from the cache are encoded one after another, each in a fresh process of
+    its own (:class:`EncoderProcess`: libx264 gave different bytes for the same frames and CRF
+    after other encodes in the same process, and a cached baseline must be reproducible),
+    then decoded and scored here.
     """
     reason = unavailable(encoder)
     if reason:
