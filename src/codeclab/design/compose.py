@@ -161,6 +161,20 @@ def mv_walk(role, mv=None, diffs=None):
     return final, np.array(out, np.int64).reshape(-1, 2)
 
 
+def neighbour_vectors(field):
+    """Every block's left, right, above and below neighbour's vector (at the edges its own),
+    each as (blocks, 2): candidates that keep a field smooth and cheap to code."""
+    nby, nbx = field.shape[:2]
+    rows, cols = np.arange(nby), np.arange(nbx)
+    near = (
+        field[:, np.maximum(cols - 1, 0)],
+        field[:, np.minimum(cols + 1, nbx - 1)],
+        field[np.maximum(rows - 1, 0)],
+        field[np.minimum(rows + 1, nby - 1)],
+    )
+    return [n.reshape(-1, 2).copy() for n in near]
+
+
 def median_pred(mv):
     """The vector :func:`mv_walk` predicts at every block, given the final field ``mv``."""
     left = np.zeros_like(mv)

@@ -6,6 +6,26 @@ random-access configuration)."""
 
 from codeclab.design.components import component
 
+ANCHORS = """
+
+def anchor_plan(nf, cfg, between):
+    \"\"\"Anchors (I or P pictures) every B_RUN + 1 pictures and at the last one, intra at
+    least every GOP_SIZE pictures; after each anchor in coding order, ``between(previous,
+    anchor)``: the (display index, type) of the pictures between the two.\"\"\"
+    run, gop = max(0, int(cfg["B_RUN"])), max(1, int(cfg["GOP_SIZE"]))
+    anchors = list(range(0, nf, run + 1))
+    if anchors[-1] != nf - 1:
+        anchors.append(nf - 1)
+    plan, last_intra = [], 0
+    for prev, a in zip([None] + anchors[:-1], anchors):
+        intra = a == 0 or a - last_intra >= gop
+        last_intra = a if intra else last_intra
+        plan.append((a, 0 if intra else 1))
+        if prev is not None:
+            plan += between(prev, a)
+    return plan
+"""
+
 IPPP = component(
     "gop",
     "ippp",
@@ -52,21 +72,10 @@ def gop_config():
 
 
 def gop_plan(nf, cfg):
-    \"\"\"Anchors every B_RUN + 1 pictures and at the last one; each anchor is followed in
-    coding order by the B pictures before it.\"\"\"
-    run, gop = max(0, int(cfg["B_RUN"])), max(1, int(cfg["GOP_SIZE"]))
-    anchors = list(range(0, nf, run + 1))
-    if anchors[-1] != nf - 1:
-        anchors.append(nf - 1)
-    plan, last_intra = [], 0
-    for prev, a in zip([None] + anchors[:-1], anchors):
-        intra = a == 0 or a - last_intra >= gop
-        last_intra = a if intra else last_intra
-        plan.append((a, 0 if intra else 1))
-        if prev is not None:
-            plan += [(i, 2) for i in range(prev + 1, a)]
-    return plan
-""",
+    \"\"\"Each anchor is followed in coding order by the B pictures before it.\"\"\"
+    return anchor_plan(nf, cfg, lambda lo, hi: [(i, 2) for i in range(lo + 1, hi)])
+"""
+    + ANCHORS,
 )
 
 PYRAMID = component(
@@ -98,13 +107,9 @@ def gop_config():
 
 
 def gop_plan(nf, cfg):
-    \"\"\"Anchors every B_RUN + 1 pictures and at the last one; after each anchor, the
-    pictures before it down to the previous anchor, the middle one first (a reference B
-    when pictures remain on either side of it), then each half the same way.\"\"\"
-    run, gop = max(0, int(cfg["B_RUN"])), max(1, int(cfg["GOP_SIZE"]))
-    anchors = list(range(0, nf, run + 1))
-    if anchors[-1] != nf - 1:
-        anchors.append(nf - 1)
+    \"\"\"After each anchor, the pictures before it down to the previous anchor: the middle
+    one first (a reference B when pictures remain on either side of it), then each half the
+    same way.\"\"\"
 
     def between(lo, hi):
         if hi - lo < 2:
@@ -113,15 +118,9 @@ def gop_plan(nf, cfg):
         kind = 3 if hi - lo > 2 else 2
         return [(mid, kind)] + between(lo, mid) + between(mid, hi)
 
-    plan, last_intra = [], 0
-    for prev, a in zip([None] + anchors[:-1], anchors):
-        intra = a == 0 or a - last_intra >= gop
-        last_intra = a if intra else last_intra
-        plan.append((a, 0 if intra else 1))
-        if prev is not None:
-            plan += between(prev, a)
-    return plan
-""",
+    return anchor_plan(nf, cfg, between)
+"""
+    + ANCHORS,
 )
 
 INTRA_ONLY = component(

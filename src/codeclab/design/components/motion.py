@@ -192,14 +192,7 @@ def motion_search(cur, ref, mb, rng, lam):
             bits = mv_bits(v[:, 0] - med[:, 0]) + mv_bits(v[:, 1] - med[:, 1])
             return sad_of(blocks, rp, pad, ys, xs, v, mb) + lam * bits
 
-        rows, cols = np.arange(nby), np.arange(nbx)
-        near = [
-            field[:, np.maximum(cols - 1, 0)],
-            field[:, np.minimum(cols + 1, nbx - 1)],
-            field[np.maximum(rows - 1, 0)],
-            field[np.minimum(rows + 1, nby - 1)],
-        ]
-        candidates = [m, m * 0, med, coarse] + [n.reshape(-1, 2) for n in near]
+        candidates = [m, m * 0, med, coarse] + neighbour_vectors(field)
         best = np.full(nby * nbx, np.inf)
         out = m.copy()
         for cand in candidates:

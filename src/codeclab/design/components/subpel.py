@@ -45,15 +45,8 @@ def subpel_refine(cur, ref, mv, mb, lam, cfg):
     for _ in range(int(NEIGHBOUR_ROUNDS)):
         field = m.reshape(nby, nbx, 2)
         med = median_pred(field).reshape(-1, 2)
-        rows, cols = np.arange(nby), np.arange(nbx)
-        near = [
-            field[:, np.maximum(cols - 1, 0)],
-            field[:, np.minimum(cols + 1, nbx - 1)],
-            field[np.maximum(rows - 1, 0)],
-            field[np.minimum(rows + 1, nby - 1)],
-            field * 0,
-        ]
-        improve([n.reshape(-1, 2).copy() for n in near] + [med], med, cost(m, med))
+        near = neighbour_vectors(field) + [m * 0, med]
+        improve(near, med, cost(m, med))
     return m.reshape(nby, nbx, 2)
 '''
 
