@@ -391,3 +391,28 @@ def test_every_component_has_a_capability_tier():
     from codeclab.design.components import REGISTRY, TIERS
 
     assert {s: set(t) for s, t in TIERS.items()} == {s: set(c) for s, c in REGISTRY.items()}
+
+
+def test_combine_brings_swaps_that_paid_in_two_lineages_together():
+    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
+    base = compose.compose()
+    split = compose.swap(base, "mode", "split")
+    ibp = compose.swap(base, "gop", "ibp")
+    worse = compose.swap(base, "loopfilter", "none")
+    history = [
+        _record("a", "composed", 10.0, 1),
+        _record("b", "composed~split", 7.0, 2, "a", {"mutations": ["mode: skip -> split"]}),
+        _record("c", "composed~ibp", 8.0, 3, "a", {"mutations": ["gop: ippp -> ibp"]}),
+        _record("d", "composed~none", 11.0, 4, "a", {"mutations": ["loopfilter: deblock -> none"]}),
+    ]
+    sources = {"a": base, "b": split, "c": ibp, "d": worse}
+    memory = designer.memory(designer.database(history, sources))
+    assert memory.paying_swaps("composed", compose.DEFAULT) == [("gop", "ibp"), ("mode", "split")]
+    assert memory.paying_swaps("composed", compose.parse_components(split)) == [("gop", "ibp")]
+    proposals = [designer.propose(history, sources, i) for i in range(5, 60)]
+    combined = [p for p in proposals if p.reasoning.text.startswith("Operator combine")]
+    assert combined
+    for p in combined:
+        parts = compose.parse_components(p.source)
+        assert parts["mode"] == "split" and parts["gop"] == "ibp"
+        assert parts["loopfilter"] == "deblock"  # the losing swap is not taken

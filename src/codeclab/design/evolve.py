@@ -13,8 +13,9 @@ a random quality-diversity grid cell), then applies one operator:
   shrinks after losses; parameters whose "gains" would be measurement effects (the global
   quantiser scale, the chroma step ratio) are never searched, see
   :mod:`codeclab.design.memory`;
-* ``combine``: improving parameter steps found in different lineages of the parent's
-  family, applied together to a parent that has none of them yet;
+* ``combine``: improving parameter steps and component swaps that paid off, found in
+  different lineages of the parent's family, applied together to a parent that has none of
+  them yet;
 * ``extrapolate``: when the parent beat its own parent by a parameter change, take the same
   step again (a cheap line search along a direction that just paid off);
 * ``swap`` (composed programs): replace the component in one slot by another of that slot.
@@ -266,13 +267,21 @@ class EvolveDesigner:
                 changes = [f"{s}: {composed[s]} -> {theirs[s]}" for s in SLOTS if s in taken]
                 return child, "crossover", changes, other
         params = parse_params(parent.source)
-        steps = memory.combinable(family, params) if rng.random() < odds["combine"] else {}
-        if steps:
-            child = set_params(parent.source, {n: new for n, (_, new) in steps.items()})
+        combining = rng.random() < odds["combine"]
+        steps = memory.combinable(family, params) if combining else {}
+        swaps = memory.paying_swaps(family, composed) if combining and composed else []
+        if steps or swaps:
+            base = parent.source
+            for slot, name in swaps:
+                base = compose.swap(base, slot, name)
+            known = parse_params(base)
+            steps = {n: step for n, step in steps.items() if n in known}
+            child = set_params(base, {n: new for n, (_, new) in steps.items()})
             if len(steps) > 1 and db.is_duplicate(child):  # all together was tried: a part
                 steps = dict(rng.sample(sorted(steps.items()), k=rng.randint(1, len(steps) - 1)))
-                child = set_params(parent.source, {n: new for n, (_, new) in steps.items()})
-            return child, "combine", _listed(steps), None
+                child = set_params(base, {n: new for n, (_, new) in steps.items()})
+            changes = [f"{slot}: {composed[slot]} -> {name}" for slot, name in swaps]
+            return child, "combine", changes + _listed(steps), None
         step = self._extrapolation(db, parent) if rng.random() < odds["extrapolate"] else None
         if step:
             child = set_params(parent.source, {n: new for n, (_, new) in step.items()})
@@ -344,7 +353,7 @@ class EvolveDesigner:
             "mutate": "probe whether a nearby parameter setting improves the RD trade-off",
             "extrapolate": "the parent gained from this step over its own parent, so take the "
             "same step again",
-            "combine": "these steps each paid off in another lineage of this family; together "
+            "combine": "these changes each paid off in another lineage of this family; together "
             "they may add up",
             "swap": "try another component in that slot, keeping the evolved parameters",
             "crossover": "combine slots that worked in two different lineages",

@@ -233,6 +233,19 @@ class ParamMemory:
             n: (params[n].value, _like(params[n].value, t.new)) for n, t in sorted(best.items())
         }
 
+    def paying_swaps(self, family: str, parts: dict[str, str]) -> list[tuple[str, str]]:
+        """Component swaps of ``family`` that gained more often than they lost and that a
+        composition ``parts`` lacks, one per slot (the one with the most gains): components
+        found good in different lineages, to be tried together."""
+        best: dict[str, tuple[int, str]] = {}
+        for key, stats in sorted(self.stats(family).items()):
+            slot, _, name = key.partition("=")
+            if not name or stats.wins <= stats.losses or parts.get(slot) == name:
+                continue
+            if slot not in best or stats.wins > best[slot][0]:
+                best[slot] = (stats.wins, name)
+        return [(slot, name) for slot, (_, name) in sorted(best.items())]
+
 
 def _like(value: int | float, new: float) -> int | float:
     """``new`` as the same kind of number as ``value`` (an int parameter stays an int)."""
