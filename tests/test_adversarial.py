@@ -52,6 +52,7 @@ class Case:
     wall: bool = False  # straight through the sandbox, policy bypassed
     strong: bool = False  # only bubblewrap stops it: skipped under weak isolation
     strong_evidence: str = ""  # regular expression the program's output shows under bubblewrap
+    wall_seconds: float = WALL_LIMITS["wall_seconds"]  # more for a slow but harmless search
 
     def __str__(self) -> str:
         return self.program
@@ -173,7 +174,17 @@ CASES = [
         True,
         True,
     ),
-    Case("search_for_clips", "failed", "decode", r"found 0 video files", True, True),
+    # walking every visible file (the Python installation's too) can take seconds on a busy
+    # machine: what it must show is what it finds, not how fast
+    Case(
+        "search_for_clips",
+        "failed",
+        "decode",
+        r"found 0 video files",
+        True,
+        True,
+        wall_seconds=20.0,
+    ),
     Case(
         "loopback_network",
         "failed",
@@ -266,7 +277,7 @@ def test_hostile_program_is_contained(
     start = time.monotonic()
     try:
         if case.wall:
-            status, phase, reason, detail = wall(source, sample, probe.launcher)
+            status, phase, reason, detail = wall(source, sample, probe.launcher, case.wall_seconds)
         else:
             record = run_experiment(source, case.program, small_clip_path)
             status, phase, reason, detail = record.status, record.phase, record.error, ""
@@ -279,7 +290,7 @@ def test_hostile_program_is_contained(
     assert re.search(case.reason, reason or "", re.MULTILINE), reason
     if case.strong_evidence and probe.strong:
         assert re.search(case.strong_evidence, detail), detail
-    assert time.monotonic() - start < 20
+    assert time.monotonic() - start < 20 + case.wall_seconds
     for secret in SECRETS.values():
         assert secret not in reason + detail
     assert leftover_processes(workroot.name, grace=2.0) == []
@@ -310,10 +321,13 @@ def run_experiment(source: str, name: str, clip_path: Path) -> ExperimentRecord:
     return evaluate(job)
 
 
-def wall(source: str, sample: Clip, launcher: isolate.Launcher) -> tuple[str, str, str, str]:
+def wall(
+    source: str, sample: Clip, launcher: isolate.Launcher, wall_seconds: float
+) -> tuple[str, str, str, str]:
     """Encode then decode straight through the sandbox; the outcome as a record would say."""
     frames = [crop(frame) for frame in sample.frames[:2]]
-    limits = Limits(**WALL_LIMITS)
+    more = {**WALL_LIMITS, "wall_seconds": wall_seconds, "cpu_seconds": wall_seconds}
+    limits = Limits(**(WALL_LIMITS if wall_seconds == WALL_LIMITS["wall_seconds"] else more))
     try:
         encoded = run_encode(source, frames, sample.fps, 50, limits, launcher)
         decoded = run_decode(source, encoded.bitstream, limits, launcher)
