@@ -64,7 +64,10 @@ KNOWN_ENCODERS: dict[str, Encoder] = {
     "x264": Encoder(
         codec="libx264",
         preset="medium",
-        options={},
+        # one thread: with its frame threads libx264 gave other bytes for the same frames and
+        # CRF on a busy machine (CRF 37 on a 160x128x8 clip: 1457 or 1466 bytes, even alone in
+        # a fresh process); single-threaded it is reproducible, and a little stronger
+        options={"threads": "1"},
         crf_ladder=(22, 27, 32, 37),
         crf_step=5,
         # CRF 0 is lossless in 8-bit x264: scored at 100 dB by convention, it is no point of
@@ -307,7 +310,8 @@ def encode_rung(
     baseline is exactly as real as a candidate's result.
     """
     out_path = Path(out_path)
-    encode_s = _timed_encode(frames, fps, encoder, crf, out_path)
+    with EncoderProcess(frames) as process:
+        encode_s = process.encode(fps, encoder, crf, out_path)
     return _rung(frames, fps, encoder, crf, out_path, encode_s, with_vmaf)
 
 
@@ -421,8 +425,9 @@ class EncoderProcess:
     libx264 in a process that had already encoded, or whose other threads worked, gave other
     bytes for the same frames and CRF: on a 160x128x8 clip CRF 37 was 1457 bytes when first in
     a fresh process and 1465, 1469 or 1483 after other encodes or while FFmpeg filters scored
-    frames in another thread (threads=1 too). Cached baselines are compared across campaigns,
-    so every encode starts from a fresh process, where it always gave the same bytes.
+    frames in another thread. Cached baselines are compared across campaigns, so every encode
+    starts from a fresh process (and libx264 runs single-threaded, see ``KNOWN_ENCODERS``):
+    four curves encoded so on a machine loaded with three busy processes were identical.
     """
 
     def __init__(self, frames: Sequence[Frame]) -> None:
