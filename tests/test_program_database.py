@@ -94,6 +94,13 @@ def test_a_hopeless_island_holds_its_tournaments_over_the_whole_database():
     assert db.members[1] == ["p2", "p3"]
     close = build(history, islands=3, migrate_every=100, explore=0.0, rescue=200.0)
     assert {close.select(1, random.Random(k))[0].sha256 for k in range(50)} == {"p2", "p3"}
+    # by default a family 8 points behind counts as unable to catch up, 4 behind does not
+    for behind, rescued in ((8.0, True), (4.0, False)):
+        near = build(
+            [record("p1", 2.0, 0), record("p2", 2.0 + behind, 1)], migrate_every=100, explore=0.0
+        )
+        picks = {near.select(1, random.Random(k))[0].sha256 for k in range(50)}
+        assert ("p1" in picks) is rescued
 
 
 def test_rebuild_is_order_independent_and_tracks_lineage():

@@ -13,9 +13,12 @@ database an uninterrupted one would have. The rules it replays:
   complexity class = source size in ``size_bucket`` byte steps); each cell keeps its best.
 * parent selection: a tournament within the island (lower fitness wins; unscored ones rank
   after scored ones), and now and then the elite of a random grid cell, to keep exploring.
-  An island whose best trails the global best by more than ``rescue`` BD-rate points (one
-  seeded with a hopeless program) holds its tournaments over the whole database, so a
-  small budget is not spent polishing a program that cannot catch up before migration.
+  An island whose best trails the global best by more than ``rescue`` BD-rate points holds
+  its tournaments over the whole database: a parameter step moves a BD-rate by about a point
+  at most, so a family that far behind (a hopeless seed, or a hand-written program the
+  composed ones have overtaken) will not catch up within a campaign, and polishing it would
+  spend the iterations the leading material needs. (At 25 points, inter_mc 12 points
+  behind took 13 of 27 iterations on the benchmark crop.)
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class ProgramDatabase:
     size_bucket: int = 8192
     tournament: int = 3
     explore: float = 0.2
-    rescue: float = 25.0
+    rescue: float = 5.0
     entries: dict[str, Entry] = field(default_factory=dict)
     members: list[list[str]] = field(default_factory=list)
     grid: dict[tuple[int, int], str] = field(default_factory=dict)
