@@ -112,3 +112,13 @@ def test_rebuild_is_order_independent_and_tracks_lineage():
     a, b = build(history), build(list(reversed(history)))
     assert a.members == b.members and a.grid == b.grid and a.seen == b.seen
     assert a.lineage("p3") == ["p2", "p1"]
+
+
+def test_exploration_visits_only_cells_that_can_catch_up():
+    history = [record(f"p{i}", float(i), 3 * i, kbps=2.0**i) for i in range(1, 13)]  # a cell each
+    db = build(history, islands=3, migrate_every=100, explore=1.0)
+    assert len(db.grid) == 12
+    picked = {db.select(0, random.Random(k))[0].sha256 for k in range(200)}
+    assert picked == {f"p{i}" for i in range(1, 7)}  # within 5 points of the best (1.0)
+    wide = build(history, islands=3, migrate_every=100, explore=1.0, rescue=100.0)
+    assert len({wide.select(0, random.Random(k))[0].sha256 for k in range(200)}) == 12

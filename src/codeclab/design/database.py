@@ -12,7 +12,8 @@ database an uninterrupted one would have. The rules it replays:
 * grid: every scored program falls in a cell (bitrate class = octave of its mean kbps,
   complexity class = source size in ``size_bucket`` byte steps); each cell keeps its best.
 * parent selection: a tournament within the island (lower fitness wins; unscored ones rank
-  after scored ones), and now and then the elite of a random grid cell, to keep exploring.
+  after scored ones), and now and then the elite of a random grid cell whose elite is
+  within ``rescue`` points of the best, to keep exploring.
   An island whose best trails the global best by more than ``rescue`` BD-rate points holds
   its tournaments over the whole database: a parameter step moves a BD-rate by about a point
   at most, so a family that far behind (a hopeless seed, or a hand-written program the
@@ -164,19 +165,30 @@ class ProgramDatabase:
 
     def select(self, island: int, rng: random.Random) -> tuple[Entry, str]:
         """A parent for ``island`` and how it was picked ("tournament" or "grid cell ...")."""
+        best = self.best()
         if self.grid and rng.random() < self.explore:
-            cell = rng.choice(sorted(self.grid))
+            cell = rng.choice(self.live_cells(best))
             return self.entries[self.grid[cell]], f"elite of random grid cell {cell}"
         pool = [self.entries[s] for s in self.members[island]]
         if not pool:
             pool = [e for e in self.entries.values() if e.record.status == "ok"]
-        best, mine = self.best(), self.best(island)
+        mine = self.best(island)
         if best and mine and mine.fitness - best.fitness > self.rescue:
             pool = [e for e in self.entries.values() if e.record.status == "ok"]
         if not pool:
             raise RuntimeError("no successful experiment to build on: every seed program failed")
         contenders = [rng.choice(pool) for _ in range(min(self.tournament, len(pool)))]
         return min(contenders, key=lambda e: e.rank), f"tournament of {len(contenders)}"
+
+    def live_cells(self, best: Entry | None) -> list[tuple[int, int]]:
+        """The grid cells worth exploring: those whose elite is within ``rescue`` points of
+        the best program (by the same reasoning as the rescue of islands)."""
+        cells = sorted(self.grid)
+        if best is None or best.fitness is None:
+            return cells
+        return [
+            c for c in cells if self.entries[self.grid[c]].fitness <= best.fitness + self.rescue
+        ]
 
     def select_other(
         self, island: int, rng: random.Random, exclude: str, where: Callable[[Entry], bool]
