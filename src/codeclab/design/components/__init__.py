@@ -118,7 +118,7 @@ TIERS: dict[str, dict[str, int]] = {
     "subpel": {"none": 0, "bilinear": 1, "sixtap": 2},
     "mode": {"coded": 0, "skip": 1, "split": 2},
     "quant": {"deadzone": 0, "rdo": 1, "rdoq": 2},
-    "entropy": {"expgolomb": 0, "adaptive_range": 1},
+    "entropy": {"expgolomb": 0, "adaptive_range": 1, "lean_range": 2},
     "loopfilter": {"none": 0, "deblock": 1},
     "gop": {"intra_only": 0, "ippp": 1, "ibp": 2, "pyramid": 2},
 }

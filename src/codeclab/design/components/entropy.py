@@ -9,12 +9,9 @@ of statistics (intra luma levels, residual chroma levels, vector differences, ..
 
 from codeclab.design.components import component
 
-ADAPTIVE_RANGE = component(
-    "entropy",
-    "adaptive_range",
-    "context-adaptive range coding (constriction): end-of-block, band/end-class/last/above "
-    "contexts, statistics kept across the whole sequence",
-    '''
+# The range coders share their parameters, models and coder methods; each has its own
+# contexts (constants) and level coding (``levels``), pasted between these fragments.
+_RANGE_HEAD = """\
 # Largest level magnitude coded with its own symbol; larger ones use an escape.
 ESCAPE = 15  # @param int 2..40
 # How many recent symbols a context remembers (adaptation speed).
@@ -23,10 +20,8 @@ ADAPT_WINDOW = 1024  # @param int 32..16384
 AR_INC = 32
 AR_FAMILY = constriction.stream.model.Categorical(perfect=False)
 AR_HALF = constriction.stream.model.Categorical(np.array([0.5, 0.5], np.float32), perfect=False)
-AR_BANDS = np.array([1, 2, 3, 4, 6, 9, 13, 18, 25, 33, 44, 56])
-AR_ECLS = np.array([1.5, 2.5, 4.5, 8.5, 16.5, 32.5])
-
-
+"""
+_RANGE_CODER = '''\
 def entropy_config():
     return {"ESCAPE": ESCAPE, "ADAPT_WINDOW": ADAPT_WINDOW}
 
@@ -116,6 +111,42 @@ class EntropyCoder:
         mags[nz] *= 1 - 2 * sign
         return mags
 
+'''
+_RANGE_TAIL = '''\
+    def symbols(self, kind, values, count, ctx, n_sym):
+        """Symbols 0..n_sym-1 (flags, modes), each in the context of another such symbol
+        ``ctx``: an alphabet of their own, no escape, no sign."""
+        model = self.model((kind, "sym"), n_sym, n_sym, flat=True)
+        given = np.asarray(values, np.int64).ravel() if self.encoding else None
+        return self.sym(model, np.asarray(ctx, np.int64).ravel()[:count], given)
+
+    def ints(self, kind, values, count, ctx=None, n_ctx=1):
+        """Signed integers: magnitude (up to 16, then an escape) in context ``ctx``, then
+        escapes and signs."""
+        model = self.model((kind, "int"), n_ctx, 17)
+        ctx = np.zeros(count, np.int64) if ctx is None else np.asarray(ctx, np.int64)
+        if self.encoding:
+            values = np.asarray(values, np.int64).ravel()
+        mags = self.sym(model, ctx, np.minimum(np.abs(values), 16) if self.encoding else None)
+        return self.tail(kind, mags.copy(), values, 16)
+
+    def finish(self):
+        return self.enc.get_compressed().astype("<u4").tobytes()
+'''
+
+ADAPTIVE_RANGE = component(
+    "entropy",
+    "adaptive_range",
+    "context-adaptive range coding (constriction): end-of-block, band/end-class/last/above "
+    "contexts, statistics kept across the whole sequence",
+    _RANGE_HEAD
+    + """\
+AR_BANDS = np.array([1, 2, 3, 4, 6, 9, 13, 18, 25, 33, 44, 56])
+AR_ECLS = np.array([1.5, 2.5, 4.5, 8.5, 16.5, 32.5])
+"""
+    + "\n\n"
+    + _RANGE_CODER
+    + '''\
     def levels(self, kind, levels, count, n, row, mask=None):
         """(count, n) zig-zag levels, rows of ``row`` blocks; blocks where ``mask`` is false
         are not coded (zero). Per block the end-of-block (context: the block above), then the
@@ -157,26 +188,91 @@ class EntropyCoder:
             prev_m = mags[s]
         return self.tail(kind, mags, levels, escape)
 
-    def symbols(self, kind, values, count, ctx, n_sym):
-        """Symbols 0..n_sym-1 (flags, modes), each in the context of another such symbol
-        ``ctx``: an alphabet of their own, no escape, no sign."""
-        model = self.model((kind, "sym"), n_sym, n_sym, flat=True)
-        given = np.asarray(values, np.int64).ravel() if self.encoding else None
-        return self.sym(model, np.asarray(ctx, np.int64).ravel()[:count], given)
+'''
+    + _RANGE_TAIL,
+)
 
-    def ints(self, kind, values, count, ctx=None, n_ctx=1):
-        """Signed integers: magnitude (up to 16, then an escape) in context ``ctx``, then
-        escapes and signs."""
-        model = self.model((kind, "int"), n_ctx, 17)
-        ctx = np.zeros(count, np.int64) if ctx is None else np.asarray(ctx, np.int64)
+LEAN_RANGE = component(
+    "entropy",
+    "lean_range",
+    "range coding with few contexts that learn fast on small pictures: end-of-block as class "
+    "then offset, magnitudes by band/end-class/last",
+    _RANGE_HEAD
+    + '''
+LR_BANDS = np.array([1, 3, 6, 10, 21, 36])
+LR_ECLS = np.array([2.5, 8.5, 24.5])
+
+
+def eob_class(e):
+    """0, 1, 2, 3-4, 5-8, 9-16, ...: 0 for 0, else 1 + ceil(log2(e))."""
+    e = np.asarray(e, np.int64)
+    c = np.zeros(e.shape, np.int64)
+    for t in range(30):
+        c += e > (1 << t)
+    return np.where(e == 0, 0, c + 1)
+'''
+    + "\n\n"
+    + _RANGE_CODER
+    + '''\
+    def levels(self, kind, levels, count, n, row, mask=None):
+        """(count, n) zig-zag levels, rows of ``row`` blocks; blocks where ``mask`` is false
+        are not coded (zero). Per block the end-of-block (:meth:`end_of_block`, context:
+        whether the block above had a level), then the magnitudes before it (context: band
+        x end class x is-last, few enough to learn from the blocks of a small picture)."""
+        escape = self.escape
+        band = np.searchsorted(LR_BANDS, np.arange(n) * 64.0 / n, side="right")
+        ecls = np.searchsorted(LR_ECLS, np.arange(n + 1) * 64.0 / n)
+        n_ctx = (len(LR_BANDS) + 1) * (len(LR_ECLS) + 1) * 2
+        mag_model = self.model((kind, n, "mag"), n_ctx, escape + 1)
+        mags = np.zeros((count, n), np.int64)
         if self.encoding:
-            values = np.asarray(values, np.int64).ravel()
-        mags = self.sym(model, ctx, np.minimum(np.abs(values), 16) if self.encoding else None)
-        return self.tail(kind, mags.copy(), values, 16)
+            levels = np.asarray(levels, np.int64)
+            nz = levels != 0
+            eob_all = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
+            sym_all = np.minimum(np.abs(levels), escape)
+        above = np.zeros(row, np.int64)
+        for r in range(count // row):
+            s = slice(r * row, (r + 1) * row)
+            cols = np.arange(row) if mask is None else np.flatnonzero(mask[s])
+            given = eob_all[s][cols] if self.encoding else None
+            e = self.end_of_block(kind, n, above[cols], given)
+            above = np.zeros(row, np.int64)
+            above[cols] = e > 0
+            total = int(e.sum())
+            if total:
+                blk = np.repeat(cols, e)
+                k = np.arange(total) - np.repeat(np.cumsum(e) - e, e)
+                ee = np.repeat(e, e)
+                last = (k == ee - 1).astype(np.int64)
+                ctx = (band[k] * (len(LR_ECLS) + 1) + ecls[ee]) * 2 + last
+                m = self.sym(mag_model, ctx, sym_all[s][blk, k] if self.encoding else None)
+                mags[r * row + blk, k] = m
+        return self.tail(kind, mags, levels, escape)
 
-    def finish(self):
-        return self.enc.get_compressed().astype("<u4").tobytes()
-''',
+    def end_of_block(self, kind, n, ctx, given):
+        """End-of-block positions 0..n: the class (:func:`eob_class`, context ``ctx``), then
+        the offset within a class of several positions (a model per class), so that a few
+        hundred blocks teach the coder a distribution over 65 or 257 positions."""
+        n_cls = int(eob_class(n)) + 1
+        cls_model = self.model((kind, n, "eob"), 2, n_cls)
+        c = self.sym(cls_model, ctx, None if given is None else eob_class(given))
+        e = np.minimum(c, 2)
+        for k in range(3, n_cls):
+            sel = np.flatnonzero(c == k)
+            base = (1 << (k - 2)) + 1
+            size = min(1 << (k - 2), n - base + 1)
+            if sel.size:
+                offset_model = self.model((kind, n, "eob", k), 1, size)
+                offset = self.sym(
+                    offset_model,
+                    np.zeros(sel.size, np.int64),
+                    None if given is None else given[sel] - base,
+                )
+                e[sel] = base + offset
+        return e
+
+'''
+    + _RANGE_TAIL,
 )
 
 EXP_GOLOMB = component(
@@ -277,4 +373,4 @@ class EntropyCoder:
 ''',
 )
 
-COMPONENTS = [ADAPTIVE_RANGE, EXP_GOLOMB]
+COMPONENTS = [ADAPTIVE_RANGE, LEAN_RANGE, EXP_GOLOMB]
