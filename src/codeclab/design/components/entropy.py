@@ -113,6 +113,15 @@ class EntropyCoder:
 
 '''
 _RANGE_TAIL = '''\
+    @staticmethod
+    def before_ends(cols, e):
+        """Every position before the end-of-block ``e`` of blocks ``cols``: its block, its
+        position, that block's end and whether it is the last one."""
+        blk = np.repeat(cols, e)
+        k = np.arange(int(e.sum())) - np.repeat(np.cumsum(e) - e, e)
+        ee = np.repeat(e, e)
+        return blk, k, ee, (k == ee - 1).astype(np.int64)
+
     def symbols(self, kind, values, count, ctx, n_sym):
         """Symbols 0..n_sym-1 (flags, modes), each in the context of another such symbol
         ``ctx``: an alphabet of their own, no escape, no sign."""
@@ -174,12 +183,8 @@ AR_ECLS = np.array([1.5, 2.5, 4.5, 8.5, 16.5, 32.5])
             given = eob_all[s][cols] if self.encoding else None
             e = self.sym(eob_model, eob_ctx[prev_e[cols]], given)
             row_e[cols] = e
-            total = int(e.sum())
-            if total:
-                blk = np.repeat(cols, e)
-                k = np.arange(total) - np.repeat(np.cumsum(e) - e, e)
-                ee = np.repeat(e, e)
-                last = (k == ee - 1).astype(np.int64)
+            if e.sum():
+                blk, k, ee, last = self.before_ends(cols, e)
                 ctx = ((band[k] * (len(AR_ECLS) + 1) + ecls[ee]) * 2 + last) * 3
                 ctx = ctx + np.minimum(prev_m[blk, k], 2)
                 m = self.sym(mag_model, ctx, sym_all[s][blk, k] if self.encoding else None)
@@ -238,12 +243,8 @@ def eob_class(e):
             e = self.end_of_block(kind, n, above[cols], given)
             above = np.zeros(row, np.int64)
             above[cols] = e > 0
-            total = int(e.sum())
-            if total:
-                blk = np.repeat(cols, e)
-                k = np.arange(total) - np.repeat(np.cumsum(e) - e, e)
-                ee = np.repeat(e, e)
-                last = (k == ee - 1).astype(np.int64)
+            if e.sum():
+                blk, k, ee, last = self.before_ends(cols, e)
                 ctx = (band[k] * (len(LR_ECLS) + 1) + ecls[ee]) * 2 + last
                 m = self.sym(mag_model, ctx, sym_all[s][blk, k] if self.encoding else None)
                 mags[r * row + blk, k] = m
