@@ -382,9 +382,10 @@ def test_untried_upgrades_are_screened_before_other_swaps():
         old, new = rest.split(" -> ")
         firsts.append(TIERS[slot][new] > TIERS[slot][old])
     assert len(swaps) >= len(default_upgrades) + 1
-    # the first swaps are upgrades; a downgrade appears only after them
-    first_down = firsts.index(False) if False in firsts else len(firsts)
-    assert first_down == len(default_upgrades)
+    # the first swaps are the upgrades, each once; a downgrade appears only after them
+    n = len(default_upgrades)
+    assert all(firsts[:n]) and len(set(swaps[:n])) == n
+    assert False in firsts
 
 
 def test_every_component_has_a_capability_tier():
@@ -416,3 +417,37 @@ def test_combine_brings_swaps_that_paid_in_two_lineages_together():
         parts = compose.parse_components(p.source)
         assert parts["mode"] == "split" and parts["gop"] == "ibp"
         assert parts["loopfilter"] == "deblock"  # the losing swap is not taken
+
+
+def test_a_swap_made_with_others_neither_wins_nor_loses_on_its_own():
+    """A crossover that brought a good component in together with worse ones lost as a
+    whole; that loss is not charged to the good one, which stays a paying swap to combine."""
+    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
+    base = compose.compose()
+    lean = compose.swap(base, "entropy", "lean_range")
+    split = compose.swap(base, "mode", "split")
+    mixed = compose.swap(compose.swap(split, "entropy", "lean_range"), "loopfilter", "none")
+    together = {
+        "mutations": ["entropy: adaptive_range -> lean_range", "loopfilter: deblock -> none"]
+    }
+    history = [
+        _record("a", "composed", 10.0, 1),
+        _record(
+            "b",
+            "composed~lean",
+            7.0,
+            2,
+            "a",
+            {"mutations": ["entropy: adaptive_range -> lean_range"]},
+        ),
+        _record("c", "composed~split", 8.0, 3, "a", {"mutations": ["mode: skip -> split"]}),
+        _record("d", "composed~cross", 12.0, 4, "c", together),
+    ]
+    sources = {"a": base, "b": lean, "c": split, "d": mixed}
+    memory = designer.memory(designer.database(history, sources))
+    stats = memory.stats("composed")
+    assert (stats["entropy=lean_range"].wins, stats["entropy=lean_range"].losses) == (1, 0)
+    assert "loopfilter=none" in stats and stats["loopfilter=none"].tries == 0
+    assert ("entropy", "lean_range") in memory.paying_swaps(
+        "composed", compose.parse_components(split)
+    )

@@ -131,6 +131,8 @@ class ParamMemory:
         for t in self.trials.get(family, []):
             s = out.setdefault(t.name, Stats())
             s.tried.add((t.old, t.new))
+            if t.shared > 1 and "=" in t.name:
+                continue  # swapped in with other components: the gain is not its own
             if abs(t.gain) <= INERT:
                 s.inert += 1
                 continue
