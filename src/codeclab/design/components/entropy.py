@@ -114,6 +114,15 @@ class EntropyCoder:
 '''
 _RANGE_TAIL = '''\
     @staticmethod
+    def given_levels(levels, n, escape):
+        """Encoder: the levels as integers, each block's end-of-block and the magnitude
+        symbols (capped at the escape)."""
+        levels = np.asarray(levels, np.int64)
+        nz = levels != 0
+        ends = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
+        return levels, ends, np.minimum(np.abs(levels), escape)
+
+    @staticmethod
     def before_ends(cols, e):
         """Every position before the end-of-block ``e`` of blocks ``cols``: its block, its
         position, that block's end and whether it is the last one."""
@@ -170,10 +179,7 @@ AR_ECLS = np.array([1.5, 2.5, 4.5, 8.5, 16.5, 32.5])
         mag_model = self.model((kind, n, "mag"), n_ctx, escape + 1)
         mags = np.zeros((count, n), np.int64)
         if self.encoding:
-            levels = np.asarray(levels, np.int64)
-            nz = levels != 0
-            eob_all = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
-            sym_all = np.minimum(np.abs(levels), escape)
+            levels, eob_all, sym_all = self.given_levels(levels, n, escape)
         prev_e = np.zeros(row, np.int64)
         prev_m = np.zeros((row, n), np.int64)
         for r in range(count // row):
@@ -231,10 +237,7 @@ def eob_class(e):
         mag_model = self.model((kind, n, "mag"), n_ctx, escape + 1)
         mags = np.zeros((count, n), np.int64)
         if self.encoding:
-            levels = np.asarray(levels, np.int64)
-            nz = levels != 0
-            eob_all = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)
-            sym_all = np.minimum(np.abs(levels), escape)
+            levels, eob_all, sym_all = self.given_levels(levels, n, escape)
         above = np.zeros(row, np.int64)
         for r in range(count // row):
             s = slice(r * row, (r + 1) * row)
