@@ -11,18 +11,25 @@ need bubblewrap and are skipped, with the reason, where it is not usable; on CI 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from codeclab.config import SAMPLE_CLIP, load_settings
@@ -53,6 +60,7 @@ class Case:
     strong: bool = False  # only bubblewrap stops it: skipped under weak isolation
     strong_evidence: str = ""  # regular expression the program's output shows under bubblewrap
     wall_seconds: float = WALL_LIMITS["wall_seconds"]  # more for a slow but harmless search
+    weak: bool = False  # through the weak launcher, in a lab process started with the secrets
 
     def __str__(self) -> str:
         return self.program
@@ -67,6 +75,14 @@ CASES = [
     Case("exec_generated_code", "rejected", "validation", r"'exec' is not allowed"),
     Case("dunder_walk", "rejected", "validation", r"attribute '__class__' is not allowed"),
     Case("huge_constant", "rejected", "validation", r"^source is \d+ bytes, over the cap"),
+    Case(
+        "singledispatch_annotation",
+        "rejected",
+        "validation",
+        r"string annotation .* is not a plain type expression",
+    ),
+    Case("sparse_npz_stash", "rejected", "validation", r"'\.save_npz' is not allowed"),
+    Case("strided_memory", "rejected", "validation", r"'id' is not allowed"),
     Case(
         "module_global_stash",
         "failed",
@@ -121,7 +137,28 @@ CASES = [
         "validation",
         SMOKE + r"bitstream is 64\.0 MB, over the cap of 1\.0 MB",
     ),
+    Case(
+        "stack_depth_detects_decoder",
+        "failed",
+        "publish",
+        r"^published decoder does not reproduce: cars_96x64 quality 50: "
+        r"the published decoder returned no frames",
+    ),
     # Straight through the sandbox: limits and the lab's own reading of results.
+    Case(
+        "deep_directories",
+        "failed",
+        "encode",
+        r"^encoder raised RuntimeError: nested 3000 directories in the work directory$",
+        wall=True,
+        wall_seconds=20.0,  # 3000 mkdirs, and as many removals, on a busy disk take seconds
+    ),
+    Case(
+        "deep_error_json", "failed", "encode", r"^encoder exited with status 1 without", wall=True
+    ),
+    Case(
+        "forged_error_json", "failed", "encode", r"^encoder exited with status 1 without", wall=True
+    ),
     Case("sleep_past_wall", "failed", "encode", r"^encoder timed out after 3 s", wall=True),
     Case("ignore_sigterm", "failed", "encode", r"^encoder timed out after 3 s", wall=True),
     Case(
@@ -159,6 +196,14 @@ CASES = [
         "decode",
         r"^decoder left decoded\.yuv as a link or special file",
         wall=True,
+    ),
+    Case(
+        "parent_environ",
+        "failed",
+        "encode",
+        r"secrets seen: none; environs read: 0$",
+        wall=True,
+        weak=True,
     ),
     # The wall itself: only namespaces stop these.
     Case("setsid_survivor", "failed", "decode", r"decoder raised RuntimeError", True, True),
@@ -221,6 +266,31 @@ CASES = [
     Case("kill_everything", "failed", "encode", r"kill -1 found no process to signal", True, True),
     Case("proc_snoop", "failed", "encode", r"other processes visible: 0$", True, True),
     Case("fill_tmpfs", "failed", "encode", r"No space left on device", True, True),
+    Case(
+        "fill_workdir",
+        "failed",
+        "encode",
+        r"^encoder filled its work directory: the total size cap is 32 MB$",
+        True,
+        True,
+    ),
+    Case(
+        "site_packages_clip",
+        "failed",
+        "decode",
+        r"found 0 clips and 0 codeclab files",
+        True,
+        True,
+        wall_seconds=20.0,
+    ),
+    Case(
+        "lock_channel",
+        "failed",
+        "encode",
+        r"^encoder raised PermissionError: \[Errno 1\] Operation not permitted",
+        True,
+        True,
+    ),
 ]
 
 
@@ -276,7 +346,9 @@ def test_hostile_program_is_contained(
     sentinel = subprocess.Popen(["sleep", "60"], user=as_sandbox_uid)
     start = time.monotonic()
     try:
-        if case.wall:
+        if case.weak:
+            status, phase, reason, detail = weak_lab(source)
+        elif case.wall:
             status, phase, reason, detail = wall(source, sample, probe.launcher, case.wall_seconds)
         else:
             record = run_experiment(source, case.program, small_clip_path)
@@ -322,9 +394,16 @@ def run_experiment(source: str, name: str, clip_path: Path) -> ExperimentRecord:
 
 
 def wall(
-    source: str, sample: Clip, launcher: isolate.Launcher, wall_seconds: float
+    source: str,
+    sample: Clip,
+    launcher: isolate.Launcher,
+    wall_seconds: float,
+    audit: bool = False,
 ) -> tuple[str, str, str, str]:
-    """Encode then decode straight through the sandbox; the outcome as a record would say."""
+    """Encode then decode straight through the sandbox; the outcome as a record would say.
+
+    The child's audit hook is off unless ``audit``: the corpus tests the process wall alone."""
+    launcher = dataclasses.replace(launcher, audit=audit)
     frames = [crop(frame) for frame in sample.frames[:2]]
     more = {**WALL_LIMITS, "wall_seconds": wall_seconds, "cpu_seconds": wall_seconds}
     limits = Limits(**(WALL_LIMITS if wall_seconds == WALL_LIMITS["wall_seconds"] else more))
@@ -334,6 +413,54 @@ def wall(
     except SandboxError as exc:
         return "failed", exc.phase, exc.reason, exc.detail
     return "ok", "", f"decoded {len(decoded.frames)} frames", ""
+
+
+# A lab process of its own: /proc/<pid>/environ shows the environment a process started with.
+WEAK_LAB = """
+import dataclasses, json, sys
+import numpy as np
+from codeclab.sandbox import isolate
+source = sys.stdin.read()
+planes = (np.zeros((16, 32), np.uint8), np.zeros((8, 16), np.uint8), np.zeros((8, 16), np.uint8))
+launcher = dataclasses.replace(isolate.WEAK, audit=False)
+limits = isolate.Limits(cpu_seconds=3, wall_seconds=3.0, memory_mb=1024)
+try:
+    encoded = isolate.run_encode(source, [planes] * 2, 30.0, 50, limits, launcher)
+    isolate.run_decode(source, encoded.bitstream, limits, launcher)
+    print(json.dumps(["ok", "", "decoded", ""]))
+except isolate.SandboxError as exc:
+    print(json.dumps(["failed", exc.phase, exc.reason, exc.detail]))
+"""
+# The lab as nobody: keeps only CAP_DAC_READ_SEARCH, to reach the interpreter under /root.
+AS_NOBODY = [
+    "setpriv",
+    f"--reuid={isolate.SANDBOX_UID}",
+    f"--regid={isolate.SANDBOX_GID}",
+    "--clear-groups",
+    *(f"--{kind}={'-all,+dac_read_search'}" for kind in ("inh-caps", "ambient-caps")),
+    "--",
+]
+
+
+def weak_lab(source: str, prefix: tuple[str, ...] = ()) -> tuple[str, str, str, str]:
+    """Run ``source`` under the weak launcher from a fresh lab process holding the secrets."""
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", WEAK_LAB],
+        input=source,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/tmp",
+        env={**os.environ, **SECRETS},
+    )
+    assert done.returncode == 0, done.stderr
+    status, phase, reason, detail = json.loads(done.stdout)
+    return status, phase, reason, detail
+
+
+def hook_off(probe: bwrap.Probe) -> isolate.Launcher:
+    """The probed launcher without the child's audit hook, to test the process wall alone."""
+    return dataclasses.replace(probe.launcher, audit=False)
 
 
 def crop(frame: Frame) -> Frame:
@@ -402,32 +529,102 @@ def test_a_good_program_is_scored_with_the_isolation_actually_used(
     assert record.source_bytes == len(source.encode())
 
 
-def test_required_strong_isolation_refuses_without_bubblewrap(
+def test_strong_isolation_is_required_by_default(
     home: Path, small_clip_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     missing = bwrap.Probe(
         isolate.WEAK, f"bubblewrap (bwrap) is not installed; {bwrap.INSTALL_HINT}"
     )
     monkeypatch.setattr(bwrap, "probe", lambda: missing)
-    monkeypatch.setenv("CODECLAB_REQUIRE_STRONG_ISOLATION", "1")
     record = run_experiment((PROGRAMS / "quantise_zlib.py").read_text(), "q", small_clip_path)
     assert (record.status, record.phase, record.isolation) == ("failed", "validation", "weak")
     assert re.match(
-        r"strong isolation is required .* but bubblewrap \(bwrap\) is not installed; "
+        r"strong isolation is required but bubblewrap \(bwrap\) is not installed; "
         r"install it as root with 'apt-get install -y bubblewrap'",
         record.error,
     )
     assert [p.name for p in record.phases] == ["design", "validation"]
 
 
-def test_required_strong_isolation_runs_when_bubblewrap_works(
-    probe: bwrap.Probe, home: Path, small_clip_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_allowed_weak_isolation_runs_but_does_not_rank(
+    home: Path, small_clip_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    if not probe.strong:
-        pytest.skip(f"needs strong isolation: {probe.reason}")
-    monkeypatch.setenv("CODECLAB_REQUIRE_STRONG_ISOLATION", "true")
+    from codeclab.campaign import leaderboard_entry, ranks
+    from codeclab.runner import _combined_target
+    from codeclab.store.summary import holdout_bd_rates
+
+    monkeypatch.setattr(bwrap, "probe", lambda: bwrap.Probe(isolate.WEAK, "no bubblewrap"))
+    monkeypatch.setenv("CODECLAB_ALLOW_WEAK_ISOLATION", "1")
+    settings = dict(RUNNER_SETTINGS, baselines=["x264"], qualities=[30, 60, 90], timeout_s=30)
+    monkeypatch.setattr(sys.modules[__name__], "RUNNER_SETTINGS", settings)
     record = run_experiment((PROGRAMS / "quantise_zlib.py").read_text(), "q", small_clip_path)
-    assert (record.status, record.isolation) == ("ok", "strong"), record.error
+    assert (record.status, record.isolation) == ("ok", "weak"), record.error
+    assert leaderboard_entry(record) is None and holdout_bd_rates(record) == {}
+    assert record.target is None or not record.target.achieved
+    assert not ranks(record) and ranks(record.model_copy(update={"isolation": "strong"}))
+    met = {"clip": {"achieved": True, "target_kbps": 1000.0, "kbps": 500.0}}
+    assert _combined_target(met, "strong").achieved
+    weak = _combined_target(met, "weak")
+    assert not weak.achieved and weak.reason.startswith("run under weak isolation")
+
+
+def test_cli_refuses_to_run_programs_without_strong_isolation(tmp_path: Path):
+    """Without bubblewrap on the PATH: exit 2 and one line naming how to get it."""
+    program = PROGRAMS / "quantise_zlib.py"
+    env = {**os.environ, "PATH": str(tmp_path), "CODECLAB_HOME": str(tmp_path / "data")}
+    for command in (["evaluate", str(program)], ["run", "--iterations", "1"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "codeclab", *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert "".join(lines).startswith("error: strong isolation is required"), lines
+        assert "apt-get install -y bubblewrap" in done.stderr
+        assert "--allow-weak-isolation" in done.stderr
+
+
+def test_a_weak_child_cannot_read_a_lab_of_its_own_uid():
+    """Not root: the lab makes itself non-dumpable, so /proc/<lab>/environ is closed to it."""
+    source = (ADVERSARIAL / "parent_environ.py").read_text()
+    prefix = tuple(AS_NOBODY) if os.geteuid() == 0 else ()
+    status, phase, reason, _ = weak_lab(source, prefix)
+    assert (status, phase) == ("failed", "encode")
+    assert reason.endswith("secrets seen: none; environs read: 0"), reason
+
+
+HOOK_CASES = [
+    ("write_outside", r"en", r"writing '.*/codeclab-adversary-outside' is not allowed"),
+    ("fork_flood", r"en", r"os\.fork is not allowed"),
+    ("loopback_network", r"en", r"import of 'socket' is not allowed"),
+    ("ctypes_shell", r"en", r"import of 'ctypes\.util' is not allowed"),
+    ("read_source_clip", r"de", r"reading '.*' is not allowed: outside the work directory"),
+    ("singledispatch_annotation", r"en", r"writing '/tmp/codeclab-adversary-singledispatch"),
+    ("sparse_npz_stash", r"en", r"writing '/tmp/codeclab-adversary-stash\.npz' is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("program", "side", "reason"), HOOK_CASES, ids=[c[0] for c in HOOK_CASES])
+def test_the_audit_hook_refuses_what_the_policy_missed(
+    program: str,
+    side: str,
+    reason: str,
+    probe: bwrap.Probe,
+    sample: Clip,
+    home: Path,
+    workroot: Path,
+):
+    """The second layer, with the policy bypassed: the child's audit hook, under any launcher.
+    The first refusal ends the child, even where the program catches what it raised."""
+    source = render(program, 9, [SAMPLE_CLIP, home])
+    status, phase, said, _ = wall(source, sample, probe.launcher, 3.0, audit=True)
+    assert (status, phase) == ("failed", f"{side}code"), said
+    assert re.match(rf"{side}coder was refused by the sandbox: {reason}", said), said
+    assert leftover_files(home) == []
 
 
 @pytest.mark.parametrize(
@@ -470,7 +667,7 @@ def test_the_sandbox_sees_only_the_system_the_interpreter_and_its_work_dir(
         "    return []\n"
     )
     frames = [crop(frame) for frame in sample.frames[:1]]
-    seen = eval(run_encode(source, frames, 30.0, 50, Limits(), probe.launcher).bitstream)
+    seen = eval(run_encode(source, frames, 30.0, 50, Limits(), hook_off(probe)).bitstream)
     assert seen["uid"] == (bwrap.SANDBOX_UID if os.geteuid() == 0 else os.geteuid()) != 0
     assert seen["cwd"] == bwrap.WORKDIR
     assert seen["tmp"] == seen["shm"] == []
@@ -496,7 +693,7 @@ def test_a_killed_sandbox_leaves_no_process_at_once(probe: bwrap.Probe, sample: 
     )
     frames = [crop(frame) for frame in sample.frames[:1]]
     with pytest.raises(SandboxError, match="timed out"):
-        run_encode(source, frames, 30.0, 50, Limits(wall_seconds=1.5), probe.launcher)
+        run_encode(source, frames, 30.0, 50, Limits(wall_seconds=1.5), hook_off(probe))
     leftovers = leftover_processes(workroot.name)
     if not probe.strong:
         # Weak isolation: the setsid()'d grandchild escapes the process-group kill.
@@ -539,7 +736,7 @@ def test_limits_are_named_the_same_under_bubblewrap(
     )
     frames = [crop(frame) for frame in sample.frames[:1]]
     with pytest.raises(SandboxError) as caught:
-        run_encode(source, frames, 30.0, 50, limits, probe.launcher)
+        run_encode(source, frames, 30.0, 50, limits, hook_off(probe))
     assert caught.value.reason == reason
 
 
@@ -548,3 +745,163 @@ def test_exit_status_of_a_wrapper_is_read_back_as_the_signal():
     assert launcher.exit_code(128 + signal.SIGXCPU) == -signal.SIGXCPU
     assert launcher.exit_code(1) == 1
     assert isolate.WEAK.exit_code(137) == 137
+
+
+WITHOUT_RESULT = r"^encoder exited with status 1 without a result$"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("[1, 2, 3]", WITHOUT_RESULT),
+        ('{"kind": ["raised"]}', WITHOUT_RESULT),
+        ('{"kind": "too_big", "size": 1e400}', WITHOUT_RESULT),
+        ('{"kind": "too_big", "size": true}', WITHOUT_RESULT),
+        ('{"kind": "too_big", "size": -5}', WITHOUT_RESULT),
+        ('{"kind": "raised", "type": {"nested": [1]}, "message": "m"}', WITHOUT_RESULT),
+        ('{"kind": "contract", "message": ' + "[" * 900 + "]" * 900 + "}", WITHOUT_RESULT),
+        (
+            '{"kind": "raised", "type": "E", "message": "' + "x" * 60000 + '"}',
+            r"^encoder raised E: x{300} \.\.\.$",
+        ),
+        ('{"kind": "memory", "traceback": "' + "y" * 60000 + '"}', r"^encoder ran out of memory"),
+    ],
+    ids=[
+        "list",
+        "kind_list",
+        "size_inf",
+        "size_bool",
+        "size_negative",
+        "type_dict",
+        "nested",
+        "long_message",
+        "long_traceback",
+    ],
+)
+def test_a_forged_error_record_is_worded_or_ignored(
+    payload: str, reason: str, probe: bwrap.Probe, sample: Clip, workroot: Path
+):
+    """Whatever a program leaves in error.json, the lab words one short line or falls back
+    to the exit status; it never raises anything but SandboxError."""
+    source = (
+        "import os\ndef encode(frames, fps, quality):\n"
+        f"    open('error.json', 'w').write({payload!r})\n    os._exit(1)\n"
+        "def decode(b):\n    return []\n"
+    )
+    frames = [crop(frame) for frame in sample.frames[:1]]
+    with pytest.raises(SandboxError) as caught:
+        run_encode(source, frames, 30.0, 50, Limits(), probe.launcher)
+    assert re.search(reason, caught.value.reason), caught.value.reason
+    assert len(caught.value.detail) <= 2 * 4000
+
+
+# -- what the sandbox shows and shares (issue 15, part 4) -------------------------------------
+
+
+def test_two_sandboxes_at_once_move_no_bytes_through_record_locks(
+    probe: bwrap.Probe, sample: Clip, workroot: Path
+):
+    """The sender's 512 luma bytes reach a receiver in another sandbox under the weak launcher
+    (the channel works), and nothing reaches it under bubblewrap's seccomp filter."""
+    if not probe.strong:
+        pytest.skip(f"needs strong isolation: {probe.reason}")
+    source = (ADVERSARIAL / "lock_channel.py").read_text()
+    frames = [crop(frame) for frame in sample.frames[:1]]
+    secret = frames[0][0].tobytes()
+    assert len(secret) == 512
+    blank = [tuple(np.zeros_like(plane) for plane in frames[0])]
+    for launcher, arrives in ((isolate.WEAK, True), (probe.launcher, False)):
+        launcher = dataclasses.replace(launcher, audit=False)
+        with ThreadPoolExecutor(2) as pool:
+            sent = pool.submit(_encode_or_reason, source, frames, 50, launcher)
+            received = pool.submit(_encode_or_reason, source, blank, 0, launcher)
+        assert (received.result() == secret) is arrives, launcher.isolation
+        if not arrives:
+            for outcome in (sent.result(), received.result()):
+                assert "encoder raised PermissionError" in str(outcome)
+
+
+def _encode_or_reason(
+    source: str, frames: list[Frame], quality: int, launcher: isolate.Launcher
+) -> bytes | str:
+    limits = Limits(cpu_seconds=20, wall_seconds=20.0)
+    try:
+        return run_encode(source, frames, 30.0, quality, limits, launcher).bitstream
+    except SandboxError as exc:
+        return exc.reason
+
+
+WHEEL_LAB = """
+import codeclab, dataclasses, json, sys
+from pathlib import Path
+import numpy as np
+from codeclab.sandbox import bwrap, isolate
+launcher = dataclasses.replace(bwrap.best_launcher(), audit=False)
+planes = (np.zeros((16, 32), np.uint8), np.zeros((8, 16), np.uint8), np.zeros((8, 16), np.uint8))
+limits = isolate.Limits(cpu_seconds=20, wall_seconds=20.0)
+source = sys.stdin.read()
+try:
+    encoded = isolate.run_encode(source, [planes], 30.0, 50, limits, launcher)
+    isolate.run_decode(source, encoded.bitstream, limits, launcher)
+    reason = "decoded"
+except isolate.SandboxError as exc:
+    reason = exc.reason
+clips = sorted(str(p) for p in Path(codeclab.__file__).parent.rglob("*.y4m"))
+print(json.dumps([launcher.isolation, codeclab.__file__, clips, reason]))
+"""
+
+
+def test_a_wheel_install_shows_the_sandbox_neither_codeclab_nor_its_sample_clip(
+    probe: bwrap.Probe, tmp_path: Path
+):
+    """Installed as a wheel (not editable), codeclab and its sample clip sit in site-packages;
+    a program that walks every library directory it can see finds neither."""
+    if not probe.strong:
+        pytest.skip(f"needs strong isolation: {probe.reason}")
+    wheel = build_wheel(Path(__file__).parents[1] / "src" / "codeclab", tmp_path)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    offline = ["--no-deps", "--no-index"]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([*pip, "--python", str(python), "install", *offline, str(wheel)], check=True)
+    # The libraries come from the project's environment, after the wheel's site-packages.
+    site_dir = Path(subprocess.check_output([python, "-c", PURELIB], text=True).strip())
+    (site_dir / "project-libraries.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    source = (ADVERSARIAL / "site_packages_clip.py").read_text()
+    done = subprocess.run(
+        [python, "-c", WHEEL_LAB], input=source, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    isolation, package, clips, reason = json.loads(done.stdout)
+    assert isolation == "strong"
+    assert Path(package).is_relative_to(site_dir) and clips, "codeclab is not the wheel's"
+    assert re.search(r"found 0 clips and 0 codeclab files", reason), reason
+
+
+PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+
+
+def build_wheel(package: Path, out: Path) -> Path:
+    """A pure wheel of the package as it is, data included, built offline.
+
+    (``pip wheel`` needs a setuptools that reads this pyproject's license field, which an
+    offline test cannot fetch; what matters here is where pip installs the files.)
+    """
+    name = "codeclab-0.0.0"
+    files = {
+        f"codeclab/{path.relative_to(package)}": path.read_bytes()
+        for path in sorted(package.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    files[f"{name}.dist-info/METADATA"] = b"Metadata-Version: 2.1\nName: codeclab\nVersion: 0.0.0\n"
+    files[f"{name}.dist-info/WHEEL"] = (
+        b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = "".join(f"{path},,\n" for path in [*files, f"{name}.dist-info/RECORD"])
+    files[f"{name}.dist-info/RECORD"] = record.encode()
+    wheel = out / f"{name}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return wheel

@@ -10,7 +10,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from codeclab import campaign
 from codeclab.campaign import directory_lock
+from codeclab.config import load_settings
+from codeclab.design.evolve import EvolveDesigner
+from codeclab.media import load_clip
+from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.db import ExperimentStore
 from tests.conftest import CODECLAB, cli
 
 
@@ -143,3 +149,26 @@ def test_forever_runs_a_campaign_per_interval_until_interrupted(home, small_clip
 def test_interval_must_be_a_duration(home, tmp_path):
     bad = cli("run", "--forever", "--interval", "soon", cwd=tmp_path)
     assert bad.returncode == 2 and "--interval" in bad.stderr
+
+
+def test_a_program_that_fools_the_published_decoder_fails_and_the_campaign_goes_on(
+    home, small_clip_path, monkeypatch
+):
+    """A failure found while publishing (here: a program that decodes nothing as the published
+    decoder) is that experiment's record; the next proposal is still evaluated."""
+    tests = Path(__file__).parent
+    seeds = {
+        "fools_the_decoder": (tests / "adversarial/stack_depth_detects_decoder.py").read_text(),
+        "quantise_zlib": (tests / "programs/quantise_zlib.py").read_text(),
+    }
+    monkeypatch.setattr(campaign, "make_designer", lambda settings: EvolveDesigner(seeds=seeds))
+    settings = load_settings(clips=[small_clip_path], iterations=2, qualities=[50], baselines=[])
+    store = ExperimentStore(settings.db_url)
+    result = campaign.run_campaign(
+        settings, [load_clip(small_clip_path)], store, LocalArtifactStore(settings.artifacts_dir)
+    )
+    first, second = result.experiments
+    assert (first.status, first.phase) == ("failed", "publish")
+    assert "the published decoder returned no frames" in first.error
+    assert (second.program_name, second.status) == ("quantise_zlib", "ok"), second.error
+    assert [r.iteration for r in store.list(campaign_id=result.campaign_id)] == [1, 2]

@@ -130,7 +130,7 @@ def test_crossover_takes_slots_and_their_values_from_the_second_parent():
     child = compose.crossover(first, second, {"loopfilter", "transform"})
     check_program(child)
     parts = compose.parse_components(child)
-    assert parts["transform"] == "wht" and parts["entropy"] == "adaptive_range"
+    assert parts["transform"] == "wht" and parts["entropy"] == compose.DEFAULT["entropy"]
     params = parse_params(child)
     assert params["DEBLOCK"].value == 2.0 and params["BLOCK_SIZE"].value == 4
     assert params["QP_SCALE"].value == 1.5  # the skeleton's values come from the first
@@ -342,7 +342,7 @@ def test_split_macroblocks_take_four_vectors_where_they_pay(frames):
     some do; with the mode lambda at its top fewer; every stream decodes as encoded."""
 
     def splits(mode_lambda: float) -> int:
-        source = compose.compose({"mode": "split"}, {"MODE_LAMBDA": mode_lambda})
+        source = compose.compose({"mode": "split", "gop": "ippp"}, {"MODE_LAMBDA": mode_lambda})
         scope = run(source)
         chosen, original = [], scope["split_decide"]
 
@@ -369,7 +369,7 @@ def test_untried_upgrades_are_screened_before_other_swaps():
     from codeclab.design.evolve import upgrades
 
     default_upgrades = set(upgrades(compose.DEFAULT))
-    assert ("mode", "split") in default_upgrades and ("gop", "ibp") in default_upgrades
+    assert ("intra", "angular") in default_upgrades
     assert not any(TIERS[s][c] <= TIERS[s][compose.DEFAULT[s]] for s, c in default_upgrades)
     designer = EvolveDesigner(seed=1, seeds={"composed": compose.compose()})
     history, _ = _campaign(designer, 60, lambda source: 10.0 + len(source) % 5)
@@ -395,8 +395,8 @@ def test_every_component_has_a_capability_tier():
 
 
 def test_combine_brings_swaps_that_paid_in_two_lineages_together():
-    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
-    base = compose.compose()
+    base = compose.compose({"mode": "skip", "gop": "ippp"})
+    designer = EvolveDesigner(seed=0, seeds={"composed": base})
     split = compose.swap(base, "mode", "split")
     ibp = compose.swap(base, "gop", "ibp")
     worse = compose.swap(base, "loopfilter", "none")
@@ -408,7 +408,8 @@ def test_combine_brings_swaps_that_paid_in_two_lineages_together():
     ]
     sources = {"a": base, "b": split, "c": ibp, "d": worse}
     memory = designer.memory(designer.database(history, sources))
-    assert memory.paying_swaps("composed", compose.DEFAULT) == [("gop", "ibp"), ("mode", "split")]
+    parts = compose.parse_components(base)
+    assert memory.paying_swaps("composed", parts) == [("gop", "ibp"), ("mode", "split")]
     assert memory.paying_swaps("composed", compose.parse_components(split)) == [("gop", "ibp")]
     proposals = [designer.propose(history, sources, i) for i in range(5, 60)]
     combined = [p for p in proposals if p.reasoning.text.startswith("Operator combine")]
@@ -422,8 +423,8 @@ def test_combine_brings_swaps_that_paid_in_two_lineages_together():
 def test_a_swap_made_with_others_neither_wins_nor_loses_on_its_own():
     """A crossover that brought a good component in together with worse ones lost as a
     whole; that loss is not charged to the good one, which stays a paying swap to combine."""
-    designer = EvolveDesigner(seed=0, seeds={"composed": compose.compose()})
-    base = compose.compose()
+    base = compose.compose({"mode": "skip", "entropy": "adaptive_range"})
+    designer = EvolveDesigner(seed=0, seeds={"composed": base})
     lean = compose.swap(base, "entropy", "lean_range")
     split = compose.swap(base, "mode", "split")
     mixed = compose.swap(compose.swap(split, "entropy", "lean_range"), "loopfilter", "none")

@@ -8,6 +8,7 @@ import pytest
 
 from codeclab.config import SAMPLE_CLIP
 from codeclab.media import MediaError, frame_to_av, load_clip, write_mp4, write_y4m
+from tests.conftest import cli, crop
 
 
 def test_sample_clip_geometry_rate_and_hash(sample):
@@ -104,3 +105,57 @@ def test_zero_frames_and_odd_sizes_fail_clearly(tmp_path):
     odd.write_bytes(bytes(33 * 24 * 2))
     with pytest.raises(MediaError, match="odd dimension"):
         load_clip(odd, width=33, height=24)
+
+
+def _h264(path: Path, frames) -> bytes:
+    """An H.264 elementary stream of ``frames``, as bytes."""
+    height, width = frames[0][0].shape
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(frame_to_av(frame)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path.read_bytes()
+
+
+@pytest.fixture()
+def resized_clip(sample, tmp_path) -> Path:
+    """Two frames at 64x48, then two at 32x32, in one H.264 stream (a new SPS mid-stream)."""
+    big = [crop(f, 64, 48, 128, 96) for f in sample.frames[:2]]
+    small = [crop(f, 32, 32, 128, 96) for f in sample.frames[2:4]]
+    path = tmp_path / "resized.h264"
+    path.write_bytes(_h264(tmp_path / "a.h264", big) + _h264(tmp_path / "b.h264", small))
+    return path
+
+
+@pytest.fixture()
+def tiny_clip(sample, tmp_path) -> Path:
+    return write_y4m(tmp_path / "tiny.y4m", [crop(f, 6, 6, 128, 96) for f in sample.frames[:2]], 30)
+
+
+def test_a_picture_size_change_mid_stream_is_refused(resized_clip):
+    with pytest.raises(MediaError, match=r"picture size changes from 64x48 to 32x32 at frame 2;"):
+        load_clip(resized_clip)
+
+
+def test_pictures_too_small_for_ssim_are_refused(tiny_clip, sample, tmp_path):
+    with pytest.raises(MediaError, match=r"6x6 pictures are too small: SSIM .* at least 8x8"):
+        load_clip(tiny_clip)
+    narrow = tmp_path / "narrow.yuv"
+    narrow.write_bytes(b"".join(p.tobytes() for p in crop(sample.frames[0], 64, 6, 128, 96)))
+    with pytest.raises(MediaError, match=r"64x6 pictures are too small"):
+        load_clip(narrow, width=64, height=6)
+    smallest = write_y4m(tmp_path / "8x8.y4m", [crop(sample.frames[0], 8, 8, 128, 96)], 30)
+    assert load_clip(smallest).width == 8
+
+
+@pytest.mark.parametrize("clip", ["resized_clip", "tiny_clip"])
+def test_the_cli_refuses_a_bad_clip_with_one_line(clip, request, home, tmp_path):
+    path = request.getfixturevalue(clip)
+    done = cli("baseline", "--clip", str(path), "--encoder", "x264", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), done.stderr

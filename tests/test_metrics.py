@@ -134,6 +134,18 @@ def test_identical_planes_score_100_db_and_ssim_one() -> None:
     assert scores.ssim_y == pytest.approx(1.0, abs=1e-7)
 
 
+def test_a_picture_one_level_off_never_scores_above_an_identical_one() -> None:
+    """At 1080p one pixel one level off is 111 dB by the formula: capped at the 100 dB an
+    identical picture scores, so near-lossless never beats lossless."""
+    plane = read_y4m(SAMPLE, 1)[0][0]
+    big = np.tile(plane, (5, 6))[:1080, :1920].copy()
+    off = big.copy()
+    off[0, 0] ^= 1
+    assert psnr(big, off) == IDENTICAL_PSNR == psnr(big, big.copy())
+    off[:4, :4] ^= 1
+    assert psnr(big, off) < IDENTICAL_PSNR
+
+
 def test_psnr_of_constant_offset_is_closed_form() -> None:
     rng = np.random.default_rng(0)
     plane = rng.integers(0, 250, (48, 64), dtype=np.uint8)

@@ -64,7 +64,8 @@ def test_known_program_bytes_kbps_and_psnr_agree_with_independent_computation(
             [independent_psnr(s[0], d[0]) for s, d in zip(clip.frames, decoded, strict=True)]
         )
         assert result.psnr_y == pytest.approx(expected, abs=1e-9)
-    assert record.results[1].psnr_y > record.results[0].psnr_y
+    by_quality = {r.quality: r.psnr_y for r in record.results}
+    assert by_quality[90] > by_quality[30]
 
 
 def test_reported_baseline_is_a_real_encode(home, small_clip_path):
@@ -256,3 +257,37 @@ def test_raw_yuv_clip_with_size_and_baseline_command(home, sample, tmp_path):
     assert curve["settings"]["preset"] == "medium"
     for rung in curve["rungs"]:
         assert Path(rung["bitstream"]).stat().st_size == rung["bytes"]
+
+
+def test_ladder_grows_until_it_spans_the_standard_range(home, small_clip_path):
+    """One quality given: the lab adds qualities (bisection) until the rungs span x264's
+    PSNR-Y at CRF 22..37, and the headline BD-rate is integrated over that span."""
+    seed = Path(__file__).parents[1] / "src" / "codeclab" / "programs" / "intra_dct.py"
+    settings = load_settings(
+        clips=[small_clip_path], qualities=[50], baselines=["x264"], publish="target"
+    )
+    job = Job(
+        source=seed.read_text(),
+        name="intra_dct",
+        clips=[load_clip(small_clip_path)],
+        settings=settings,
+        store=ExperimentStore(settings.db_url),
+        artifacts=LocalArtifactStore(settings.artifacts_dir),
+    )
+    record = evaluate(job)
+    assert record.status == "ok", record.error
+    qualities = [r.quality for r in record.results]
+    assert qualities == sorted(qualities) and len(qualities) > 2 and 50 in qualities
+    anchor = record.baselines["x264"][0].rungs
+    standard = [r.psnr_y for r in anchor if r.crf in (22, 27, 32, 37)]
+    assert min(r.psnr_y for r in record.results) <= min(standard)
+    assert max(r.psnr_y for r in record.results) >= max(standard)
+    for result, path in zip(record.results, record.artifacts.bitstreams, strict=True):
+        assert Path(path).name == f"cars_96x64_q{result.quality}.bin"
+        assert Path(path).stat().st_size == result.bytes
+    bd = record.bd_rate["x264"]["psnr_y"]
+    assert (
+        bd.value is not None and bd.integrated_over == "standard range: x264's span at CRF 22..37"
+    )
+    assert bd.spans["cars_96x64"] == pytest.approx((min(standard), max(standard)))
+    assert record.bd_rate_wide["x264"]["psnr_y"].value != bd.value

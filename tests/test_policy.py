@@ -121,11 +121,38 @@ def test_seed_style_is_detected():
         ("g = (i for i in [])\nf = g.gi_frame", "line 2: '.gi_frame' is not allowed"),
         ("def __getattr__(name):\n    pass", "line 1: '__getattr__' may only be defined as"),
         ("input = 3", "line 1: 'input' is not allowed"),
+        # bypasses a review found: code in string annotations, files through scipy, memory
+        (
+            "def f(x: \"__import__('os').system('id')\"):\n    pass",
+            "line 1: string annotation \"__import__('os').system('id')\" is not a plain type",
+        ),
+        ("def f() -> \"list['np.save(1)']\":\n    pass", "line 1: string annotation 'np.save(1)'"),
+        ('x: "__builtins__" = 1', "line 1: name '__builtins__' is not allowed"),
+        ('x: "a b" = 1', "line 1: string annotation 'a b' is not a type expression"),
+        ("from functools import singledispatch", "line 1: '.singledispatch' is not allowed"),
+        ("import functools\nfunctools.singledispatchmethod", "line 2: '.singledispatchmethod'"),
+        ("import scipy.sparse\nscipy.sparse.save_npz('/x', 1)", "line 2: '.save_npz' is not"),
+        ("from scipy.sparse import load_npz", "line 1: '.load_npz' is not allowed: it reads"),
+        ("from numpy.lib.stride_tricks import as_strided", "line 1: '.as_strided' is not allowed"),
+        ("import numpy as np\nnp.lib.stride_tricks.DummyArray", "line 2: '.DummyArray' is not"),
+        ("import numpy as np\nnp.lib.array_utils.byte_bounds", "line 2: '.byte_bounds' is not"),
+        ("a = id(1)", "line 1: 'id' is not allowed: programs may not use memory addresses"),
+        (
+            "class A:\n    def __array_interface__(self):\n        return {}",
+            "line 2: defining '__array_interface__' is not allowed: it reads or writes raw memory",
+        ),
     ],
 )
 def test_forbidden_constructs_are_named_with_their_line(snippet, expected):
     found = problems(snippet)
     assert any(problem.startswith(expected) for problem in found), found
+
+
+def test_plain_string_annotations_are_allowed():
+    source = (
+        'import numpy as np\ndef f(x: "np.ndarray", y: "list[int] | None") -> "int":\n    pass\n'
+    )
+    check_program(source + CONTRACT)
 
 
 def test_torch_is_allowed_only_when_asked():

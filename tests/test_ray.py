@@ -38,7 +38,7 @@ from codeclab.store.db import ExperimentStore
 from tests.conftest import CODECLAB
 from tests.test_campaign import iterations_in
 
-RUNG_TASK = b"ray::run_rung"  # the process title Ray gives a worker running a rung
+RUNG_TASK = b"ray::encode_rung"  # the process title Ray gives a worker encoding a rung
 
 
 def ray_or_skip():

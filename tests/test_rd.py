@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from codeclab.evaluate.rd import bd_rate, target_check, value_at_rate
+from codeclab.evaluate.rd import around, bd_rate, target_check, value_at_rate
 
 # A plausible x265 curve: PSNR-Y rising ~3.5 dB per doubling of the rate.
 X265 = [(150.0, 31.0), (300.0, 34.4), (600.0, 37.6), (1200.0, 40.5)]
@@ -113,3 +113,36 @@ def test_target_counts_a_rung_exactly_at_the_target() -> None:
     result = target_check([(1000.0, 38.0)], x265, target_kbps=1000.0)
     assert result["achieved"] is True
     assert math.isclose(result["x265_psnr_y_at_kbps"], 38.0)
+
+
+def test_standard_range_bd_rate_ignores_how_wide_the_ladders_are() -> None:
+    """Half the bits inside the standard range, twice the bits above it: the standard figure
+    is -50 % whatever the rungs outside say; the wide figure is moved by them."""
+    anchor = [*X265, (2400.0, 43.0), (4800.0, 45.5)]
+    test = [(r * 0.5, m) for r, m in X265[:3]] + [(2400.0 * 2, 43.0), (4800.0 * 2, 45.5)]
+    standard, reason = bd_rate(X265, test, metric_range=(31.0, 37.6))
+    assert reason is None
+    assert standard == pytest.approx(-50.0, abs=2.0)
+    wide, _ = bd_rate(anchor, test)
+    assert wide > standard + 20.0
+
+
+def test_standard_range_is_clipped_to_where_both_curves_exist() -> None:
+    half = scaled(X265, 0.5)
+    inside = [p for p in half if p[1] <= 37.6]  # the test curve stops at 37.6 dB
+    value, reason = bd_rate(X265, inside, metric_range=(31.0, 40.5))
+    assert reason is None and value == pytest.approx(-50.0, abs=0.1)
+
+
+def test_standard_range_covered_too_little_is_none_with_the_reason() -> None:
+    high = [(r, m + 7.0) for r, m in X265]  # 38..47.5 dB against a 31..40.5 dB range
+    value, reason = bd_rate(X265, high, metric_range=(31.0, 40.5))
+    assert value is None
+    assert "cover too little of the standard range 31.000..40.500" in reason
+
+
+def test_around_keeps_the_range_and_one_point_beyond_each_end() -> None:
+    points = [(50.0, 25.0), (100.0, 28.0), (150.0, 31.5), (300.0, 35.0), (900.0, 42.0)]
+    points += [(2000.0, 47.0)]
+    assert around(points, (30.0, 40.0)) == points[1:5]
+    assert around(points, (20.0, 50.0)) == points

@@ -20,6 +20,7 @@ from codeclab.record import (
     PhaseRecord,
     Reasoning,
     RungResult,
+    Screen,
     Target,
 )
 from codeclab.store.artifacts import ArtifactError, LocalArtifactStore
@@ -55,7 +56,7 @@ def make_record(experiment_id: str = "0f1e2d3c-0000-4000-8000-000000000001") -> 
         parent_sha256="cd" * 32,
         designer="evolve",
         reasoning=Reasoning(text="<script>x</script>", mutations=["A: 1 -> 2"]),
-        isolation="weak",
+        isolation="strong",
         source_bytes=999,
         qualities=[20, 80],
         clips=[
@@ -94,10 +95,20 @@ def make_record(experiment_id: str = "0f1e2d3c-0000-4000-8000-000000000001") -> 
         },
         bd_rate={
             "x265": {
-                "psnr_y": BdRate(value=-12.5, per_clip={"cars": -12.5}),
+                "psnr_y": BdRate(
+                    value=-12.5,
+                    per_clip={"cars": -12.5},
+                    integrated_over="standard range: x265's span at CRF 22..37",
+                    spans={"cars": (30.5, 38.25)},
+                ),
                 "ssim_y": BdRate(value=None, reason="curves do not overlap"),
             }
         },
+        bd_rate_wide={"x265": {"psnr_y": BdRate(value=-9.0, integrated_over="wide range")}},
+        stage="full",
+        screen=Screen(
+            frames=4, bd_rate=-3.0, parent_bd_rate=-1.0, margin=5.0, passed=True, reason="within"
+        ),
         target=Target(
             achieved=False,
             target_kbps=1000,
@@ -385,6 +396,11 @@ def test_the_leaderboard_and_the_progress_of_campaigns(store_url):
     ranked = [(s.experiment_id, s.leaderboard_bd_rate) for s in store.leaderboard()]
     assert ranked == [("e2", -9.0), ("e6", -7.0), ("e1", -5.0), ("e4", -2.0)]
     assert [s.experiment_id for s in store.leaderboard(limit=2)] == ["e2", "e6"]
+    # a record made under weak isolation proves nothing: it never ranks, however good
+    weak = scored("e7", 7, bd={"x264": -99.0}).model_copy(update={"isolation": "weak"})
+    store.save(weak, "source of e7")
+    assert [s.experiment_id for s in store.leaderboard()] == ["e2", "e6", "e1", "e4"]
+    assert store.overview().best_bd_rate["x264"].experiment_id == "e2"
     progress = store.progress()
     assert [c.campaign_id for c in progress] == ["camp-b", "camp-a"]
     camp_a = progress[1]

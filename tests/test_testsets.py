@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import av
 import pytest
 from pydantic import ValidationError
 
 from codeclab.campaign import leaderboard
 from codeclab.config import load_settings
 from codeclab.design.evolve import fitness
-from codeclab.evaluate.testsets import TestSetError, default_plan, file_sha256, load_test_set
-from codeclab.media import load_clip, write_y4m
+from codeclab.evaluate.testsets import (
+    NATURAL_DIR,
+    TestSetError,
+    default_plan,
+    file_sha256,
+    load_test_set,
+    natural_set,
+)
+from codeclab.media import frames_sha256, load_clip, write_y4m
 from codeclab.record import (
     BaselineCurve,
     BaselineRungRecord,
@@ -64,7 +74,8 @@ def test_named_set_parses_and_loads_with_its_split(two_clips) -> None:
         ('[test_sets.x]\ntrain = ["a.y4m"]\nsha256 = { "c.y4m" = "' + "0" * 64 + '" }\n', "names"),
         ('[test_sets.x]\ntrain = ["a.y4m"]\nsha256 = { "a.y4m" = "xyz" }\n', "64 hex"),
         ('[test_sets.x]\ntrain = ["a.y4m"]\nshuffle = true\n', "shuffle"),
-        ('test_set = "nope"\n', "unknown test set 'nope'"),
+        ('test_set = "nope"\n', "unknown test set 'nope' \\(built in: natural"),
+        ('[test_sets.natural]\ntrain = ["a.y4m"]\n', "'natural' is built in"),
     ],
 )
 def test_bad_test_set_configuration_names_the_problem(home, config: str, message: str) -> None:
@@ -164,7 +175,7 @@ def record_with(train_bd: float, holdout_bd: float) -> ExperimentRecord:
         program_sha256="f" * 64,
         program_name="p",
         designer="evolve",
-        isolation="weak",
+        isolation="strong",
         source_bytes=1,
         qualities=[50],
         clips=clips,
@@ -228,3 +239,85 @@ def test_experiment_records_split_figures_and_judges_the_target_on_holdout(two_c
     assert "161x161" in record.bd_rate["x265"]["ms_ssim_y"].reason  # 96x64 is too small
     again = ExperimentStore(settings.db_url).get(record.experiment_id)
     assert again.model_dump(exclude={"created_at"}) == record.model_dump(exclude={"created_at"})
+
+
+# the natural set: (file, width, height, frames, split), and the content hash of its frames
+# as load_clip reads them (made by scripts/make_natural_set.py, equal to the sources' frames)
+NATURAL = [
+    ("cars_320x240_16f.mkv", 320, 240, 16, "train"),
+    ("carphone_176x144_16f.mkv", 176, 144, 16, "train"),
+    ("bikes_640x272_16f.mkv", 640, 272, 16, "train"),
+    ("cisco_vt2people_320x192_9f.mkv", 320, 192, 9, "holdout"),
+    ("asl_book_640x480_16f.mkv", 640, 480, 16, "holdout"),
+    ("car_detection_768x432_16f.mkv", 768, 432, 16, "holdout"),
+]
+NATURAL_FRAMES_SHA256 = {
+    "cars_320x240_16f.mkv": "825d24c853e4d6fec1001d74cafe662fa5e122b4b2f1f976f39bd9efb424ecf6",
+    "carphone_176x144_16f.mkv": "ed5b52965988a107fb9994fc6fb1a5c36c1147bfc3a40ecc9880864e683d2ea5",
+    "cisco_vt2people_320x192_9f.mkv": (
+        "1cac374295303d179d6d4426ceeb9146fd3ce6d12cd6352255e11164e6be8a65"
+    ),
+    "asl_book_640x480_16f.mkv": "f89e1e79cbae3a79befdadd334b2f125e36be8209534d360adb794b994621d87",
+}
+
+
+def stored_geometry(path: Path) -> tuple[int, int, int]:
+    """Width, height and frame count of a stored clip, by demuxing (no decode)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = sum(1 for p in container.demux(stream) if p.size)
+        return stream.codec_context.width, stream.codec_context.height, packets
+
+
+def test_natural_set_is_built_in_and_split_as_fixed(home) -> None:
+    spec = natural_set()
+    assert [p.name for p in spec.train] == [n for n, *_, s in NATURAL if s == "train"]
+    assert [p.name for p in spec.holdout] == [n for n, *_, s in NATURAL if s == "holdout"]
+    assert {Path(k).name for k in spec.sha256} == {n for n, *_ in NATURAL}
+    for name, width, height, frames, _ in NATURAL:
+        assert stored_geometry(NATURAL_DIR / name) == (width, height, frames), name
+    clips, plan = load_test_set(load_settings(test_set="natural", max_frames=2))
+    assert plan.name == "natural" and not plan.holdout_is_train
+    seen = [(c.path.name, c.width, c.height, plan.split_of(c.sha256)) for c in clips]
+    assert seen == [(n, w, h, s) for n, w, h, _, s in NATURAL]
+
+
+@pytest.mark.parametrize("name", sorted(NATURAL_FRAMES_SHA256))
+def test_natural_clips_decode_to_their_pinned_pictures(name: str) -> None:
+    clip = load_clip(NATURAL_DIR / name)
+    assert frames_sha256(clip.frames) == NATURAL_FRAMES_SHA256[name]
+    stored_full_range = name.startswith("asl_book")
+    expected = (
+        ["full-range yuv420p converted to limited-range yuv420p"] if stored_full_range else []
+    )
+    assert clip.conversions == expected
+
+
+def test_natural_pins_refuse_a_changed_clip(home, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(NATURAL_DIR, copy)
+    changed = copy / "carphone_176x144_16f.mkv"
+    data = bytearray(changed.read_bytes())
+    data[len(data) // 2] ^= 1
+    changed.write_bytes(bytes(data))
+    settings = load_settings(test_sets={"copy": natural_set(copy)}, test_set="copy")
+    with pytest.raises(TestSetError, match="carphone_176x144_16f.mkv has sha256 .* refusing"):
+        load_test_set(settings)
+
+
+def test_evaluate_runs_on_the_natural_set(home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODECLAB_PUBLISH", "target")  # no baselines, no target: not published
+    monkeypatch.setenv("CODECLAB_VMAF", "false")
+    done = subprocess.run(
+        [*CODECLAB, "evaluate", str(PROGRAM), "--test-set", "natural", "--frames", "2"]
+        + ["--baselines", "none", "--qualities", "50", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "ok", record["error"]
+    assert record["test_set"] == "natural" and not record["holdout_is_train"]
+    splits = [(c["name"] + ".mkv", c["split"]) for c in record["clips"]]
+    assert splits == [(n, s) for n, *_, s in NATURAL]

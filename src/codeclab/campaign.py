@@ -26,15 +26,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeclab.cascade import Cascade, cascade_for, evaluate_cascaded
 from codeclab.config import Settings
 from codeclab.design.evolve import EvolveDesigner, Proposal, program_sha256
 from codeclab.design.llm import BudgetExhausted, DesignRejected
-from codeclab.evaluate import rd
+from codeclab.evaluate import bdrate, rd, testsets
 from codeclab.executors import Executor, open_executor
 from codeclab.executors.local import LOCAL
 from codeclab.media import Clip
 from codeclab.record import ExperimentRecord, PhaseRecord, Reasoning
-from codeclab.runner import Job, evaluate, validation_error
+from codeclab.runner import Job, validation_error
+from codeclab.sandbox.bwrap import STRONG
 from codeclab.store.artifacts import ArtifactStore, open_artifact_store
 from codeclab.store.db import ExperimentStore
 from codeclab.store.factory import open_experiment_store
@@ -64,10 +66,17 @@ LEADERBOARD_ENCODERS = ("x264", "x265")
 """The anchors the leaderboard ranks by, in the order the designer's fitness uses them."""
 
 
+def ranks(record: ExperimentRecord) -> bool:
+    """Whether a record may rank (leaderboard, best figures, target): it succeeded, under
+    strong isolation. Under weak isolation a program that escapes the policy can read the
+    source clip from the host, so its figures prove nothing."""
+    return record.status == "ok" and record.isolation == STRONG
+
+
 def leaderboard_entry(record: ExperimentRecord) -> tuple[str, float] | None:
     """The leaderboard figure and its anchor: BD-rate (PSNR-Y) on the holdout clips against
     the first baseline that has one; lower is better."""
-    if record.status != "ok":
+    if not ranks(record):
         return None
     for encoder in LEADERBOARD_ENCODERS:
         bd = record.leaderboard_bd_rate(encoder)
@@ -110,7 +119,8 @@ class FamilyHull:
 
 def family_hulls(records: list[ExperimentRecord]) -> list[FamilyHull]:
     """Per program family and clip: the (kbps, PSNR-Y) hull over all its configurations'
-    rungs, and the hull's BD-rate against x265 on that clip (its best reachable curve)."""
+    rungs, and the hull's BD-rate against x265 on that clip (its best reachable curve, over
+    x265's standard range)."""
     groups: dict[tuple[str, str], list[ExperimentRecord]] = {}
     for record in records:
         if record.status != "ok":
@@ -119,7 +129,9 @@ def family_hulls(records: list[ExperimentRecord]) -> list[FamilyHull]:
             groups.setdefault((family_of(record.program_name), sha), []).append(record)
     hulls = []
     for (family, sha), members in groups.items():
-        rungs = [(m, r) for m in members for r in m.results if r.clip_sha256 == sha]
+        rungs = [(m, r) for m in members for r in bdrate.lossy(m.results) if r.clip_sha256 == sha]
+        if not rungs:  # every rung near-lossless: no lossy curve to draw
+            continue
         kept = rd.hull_indices([(r.kbps, r.psnr_y) for _, r in rungs])
         points = [
             HullPoint(m.program_name, m.experiment_id, r.quality, r.kbps, r.psnr_y)
@@ -131,9 +143,8 @@ def family_hulls(records: list[ExperimentRecord]) -> list[FamilyHull]:
         )
         value, reason = None, "no x265 baseline on this clip"
         if anchor is not None:
-            value, reason = rd.bd_rate(
-                [(r.kbps, r.psnr_y) for r in anchor.rungs], [(p.kbps, p.psnr_y) for p in points]
-            )
+            standard, _ = bdrate.clip_figures("x265", anchor.rungs, points, "psnr_y")
+            value, reason = standard.value, standard.reason
         hulls.append(
             FamilyHull(
                 family=family,
@@ -276,6 +287,7 @@ def _evaluate_in_worker(
     design_seconds: float,
     settings: Settings,
     clips: list[Clip],
+    cascade: Cascade | None,
 ) -> ExperimentRecord:
     """One experiment in a pool process, with its own connections to the stores."""
     store = open_experiment_store(settings.db_url, outbox_dir=settings.outbox_dir)
@@ -292,7 +304,7 @@ def _evaluate_in_worker(
         artifacts,
         lambda message: None,
     )
-    return evaluate(job)
+    return evaluate_cascaded(job, cascade)
 
 
 def run_campaign(
@@ -360,6 +372,14 @@ def _campaign(
     done = {r.iteration for r in result.experiments}
     todo = [i for i in range(1, settings.iterations + 1) if i not in done]
     pool = _pool(settings, executor)
+    try:
+        plan = testsets.plan_for(settings, clips)
+    except testsets.TestSetError:
+        plan = None  # each experiment fails with the reason
+
+    def cascade(proposal: Proposal) -> Cascade | None:
+        parents = [r for r in result.experiments if r.program_sha256 == proposal.parent_sha256]
+        return cascade_for(settings, plan, parents[-1] if parents else None)
 
     def job(proposal: Proposal, iteration: int, seconds: float) -> Job:
         return _job(
@@ -408,7 +428,7 @@ def _campaign(
                 proposals.append((iteration, proposal, time.perf_counter() - started))
                 calls.on_experiment(iteration, proposal.name)
             if pool is None:
-                records = [evaluate(job(p, i, t)) for i, p, t in proposals]
+                records = [evaluate_cascaded(job(p, i, t), cascade(p)) for i, p, t in proposals]
             elif isinstance(pool, ProcessPoolExecutor):
                 futures = [
                     pool.submit(
@@ -420,12 +440,16 @@ def _campaign(
                         t,
                         settings,
                         clips,
+                        cascade(p),
                     )
                     for i, p, t in proposals
                 ]
                 records = [future.result() for future in futures]
             else:
-                futures = [pool.submit(evaluate, job(p, i, t)) for i, p, t in proposals]
+                futures = [
+                    pool.submit(evaluate_cascaded, job(p, i, t), cascade(p))
+                    for i, p, t in proposals
+                ]
                 records = [future.result() for future in futures]
             for (_, proposal, _), record in zip(proposals, records, strict=True):
                 finish(record, proposal.source)

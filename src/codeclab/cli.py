@@ -46,13 +46,20 @@ ClipOpt = Annotated[
 FramesOpt = Annotated[int | None, typer.Option("--frames", help="use only the first N frames")]
 TestSetOpt = Annotated[
     str | None,
-    typer.Option("--test-set", help="a [test_sets.NAME] of codeclab.toml; default: the clips"),
+    typer.Option("--test-set", help="natural (built in) or a [test_sets.NAME]; default: the clips"),
 ]
 QualitiesOpt = Annotated[str | None, typer.Option(help="the quality ladder, e.g. 20,40,60,80")]
 BaselinesOpt = Annotated[str | None, typer.Option(help="x264,x265,svtav1 or none")]
 SizeOpt = Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv clips, e.g. 352x288")]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="frame rate of raw .yuv clips")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+AllowWeakOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-weak-isolation",
+        help="run programs without bubblewrap (weak isolation); their records do not rank",
+    ),
+]
 
 
 def fail(message: str) -> typer.Exit:
@@ -76,6 +83,21 @@ def settings_from(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise fail(f"bad configuration: {where}: {first['msg']}") from None
+
+
+def require_strong_isolation(settings: Settings) -> None:
+    """Refuse to run programs where bubblewrap does not work, unless weak is allowed: under
+    weak isolation a program that escapes the policy can read the host and the lab."""
+    if settings.allow_weak_isolation:
+        return
+    from codeclab.sandbox import bwrap
+
+    probe = bwrap.probe()
+    if not probe.strong:
+        raise fail(
+            f"strong isolation is required and {probe.reason}; --allow-weak-isolation "
+            "(allow_weak_isolation = true) runs programs with weak isolation instead"
+        )
 
 
 def open_stores(settings: Settings) -> tuple[ExperimentStore, ArtifactStore]:
@@ -153,7 +175,13 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def summary_table(records: list[ExperimentRecord], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="BD x265: BD-rate (PSNR-Y) on the holdout clips over x265's standard range "
+        "(its PSNR-Y span at CRF 22..37); kbps, PSNR-Y, SSIM-Y: means over the rungs",
+        caption_justify="left",
+    )
     table.add_column("iter", justify="right")
     table.add_column("id", no_wrap=True)
     table.add_column("program", overflow="fold")
@@ -265,6 +293,7 @@ def run(
         bool, typer.Option(help="an unattended lab: a campaign every --interval")
     ] = False,
     interval: Annotated[str, typer.Option(help="pause between campaigns, e.g. 30m, 6h")] = "6h",
+    allow_weak_isolation: AllowWeakOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a campaign: the designer proposes programs, the lab measures each one."""
@@ -290,8 +319,10 @@ def run(
         **parse_size(size),
         qualities=parse_qualities(qualities),
         baselines=parse_baselines(baselines),
+        allow_weak_isolation=allow_weak_isolation or None,
     )
     no_clips_with_test_set(clip, settings)
+    require_strong_isolation(settings)
     if ray_address and settings.executor != "ray":
         raise fail("--ray-address joins a Ray cluster: add --executor ray")
     # where to run is not part of a campaign: a resumed one may move to (or off) a cluster
@@ -389,7 +420,7 @@ def report(
         anchor, value = leaderboard_entry(best)
         out.print(
             f"best: {best.experiment_id[:8]} {best.program_name}, holdout BD-rate (PSNR-Y) "
-            f"vs {anchor} {value:+.1f}%"
+            f"vs {anchor} {value:+.1f}% over {anchor}'s standard range (CRF 22..37)"
         )
     out.print(f"wall time: {wall:.1f} s")
     print_where(settings, store)
@@ -407,6 +438,7 @@ def evaluate_command(
     timeout: Annotated[float | None, typer.Option(help="seconds per sandboxed process")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="memory cap per process, MB")] = None,
     test_set: TestSetOpt = None,
+    allow_weak_isolation: AllowWeakOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, run, score and publish one program (phases 2 to 7)."""
@@ -422,8 +454,10 @@ def evaluate_command(
         baselines=parse_baselines(baselines),
         timeout_s=timeout,
         memory_mb=memory_mb,
+        allow_weak_isolation=allow_weak_isolation or None,
     )
     no_clips_with_test_set(clip, settings)
+    require_strong_isolation(settings)
     with user_errors():
         source = program.read_text()
         store, artifacts = open_stores(settings)
@@ -481,11 +515,13 @@ def show_record(
     tables = [("", record.bd_rate)]
     if record.test_set and not record.holdout_is_train:
         tables += [(" (train)", record.bd_rate_train), (" (holdout)", record.bd_rate_holdout)]
+    tables.append(("", record.bd_rate_wide))
     for label, table in tables:
         for encoder, metrics in table.items():
             for metric, bd in metrics.items():
                 value = f"{bd.value:+.2f}%" if bd.value is not None else f"n/a ({bd.reason})"
-                out.print(f"  BD-rate{label} {metric} vs {encoder}: {value}", highlight=False)
+                over = f" [{bd.integrated_over}]" if bd.integrated_over else ""
+                out.print(f"  BD-rate{label} {metric} vs {encoder}{over}: {value}", highlight=False)
     if record.target:
         t = record.target
         out.print(

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     raw_height: int | None = Field(None, ge=2, description="height of raw .yuv clips")
     raw_fps: float | None = Field(None, gt=0, description="frame rate of raw .yuv clips")
     qualities: list[int] = Field(default_factory=lambda: [20, 40, 60, 80])
+    extend_ladder: bool = Field(
+        True,
+        description="add qualities (bisection) until each clip's rungs span the baselines' "
+        "standard range (their PSNR-Y span at CRF 22..37), the headline BD-rate's range",
+    )
     baselines: list[Literal["x264", "x265", "svtav1", "aom"]] = Field(
         default_factory=lambda: ["x264", "x265", "svtav1"]
     )
@@ -107,12 +112,27 @@ class Settings(BaseSettings):
     timeout_s: float | None = Field(None, gt=0, description="wall-clock limit per process")
     memory_mb: int | None = Field(None, ge=64, description="address-space limit per process")
     max_source_bytes: int = Field(256 * 1024, ge=1024)
-    require_strong_isolation: bool = Field(
-        False, description="refuse to run programs unless bubblewrap isolation works"
+    allow_weak_isolation: bool = Field(
+        False,
+        description="run programs without bubblewrap (weak isolation: a program that escapes "
+        "the policy can read the host); its records stay off the leaderboard and target",
+    )
+    cascade_frames: int = Field(
+        4,
+        ge=0,
+        description="evaluation cascade: screen each candidate on this many pictures of each "
+        "train clip first (0: off; it runs on test sets with a holdout)",
+    )
+    cascade_margin: float = Field(
+        5.0,
+        ge=0,
+        description="a screened candidate goes on within this many BD-rate points "
+        "of its parent's screen figure",
     )
     test_sets: dict[str, TestSet] = Field(default_factory=dict)
     test_set: str | None = Field(
-        None, description="the named test set to run on; default: clips, split by position"
+        None,
+        description="natural (built in) or one of test_sets; default: clips, split by position",
     )
     vmaf: bool = Field(True, description="compute VMAF when an FFmpeg with libvmaf exists")
     artifacts_url: str | None = Field(
@@ -158,10 +178,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _test_set_exists(self) -> Settings:
-        if self.test_set not in (None, DEFAULT_TEST_SET, *self.test_sets):
+        from codeclab.evaluate.testsets import BUILT_IN
+
+        taken = sorted(set(BUILT_IN) & set(self.test_sets))
+        if taken:
+            raise ValueError(f"test set {taken[0]!r} is built in: give yours another name")
+        if self.test_set not in (None, DEFAULT_TEST_SET, *BUILT_IN, *self.test_sets):
             known = ", ".join(sorted(self.test_sets)) or "none"
             raise ValueError(
-                f"unknown test set {self.test_set!r} (configured in [test_sets]: {known})"
+                f"unknown test set {self.test_set!r} (built in: {', '.join(BUILT_IN)}; "
+                f"configured in [test_sets]: {known})"
             )
         return self
 
@@ -177,9 +203,11 @@ class Settings(BaseSettings):
 
     def resumed(self, recorded: dict[str, Any], **given: Any) -> Settings:
         """The settings of a recorded campaign, continued here: its own choices, with this
-        run's data directory, database, secrets and ``given`` overrides."""
-        mine = {name: getattr(self, name) for name in (*SECRET_FIELDS, "home", "database_url")}
-        kept = {k: v for k, v in recorded.items() if k not in mine}
+        run's data directory, database, secrets, isolation and ``given`` overrides. Settings
+        the lab no longer has (``require_strong_isolation``, now the default) are dropped."""
+        here = (*SECRET_FIELDS, "home", "database_url", "allow_weak_isolation")
+        mine = {name: getattr(self, name) for name in here}
+        kept = {k: v for k, v in recorded.items() if k not in mine and k in type(self).model_fields}
         return Settings(**(kept | mine | given))
 
     @property

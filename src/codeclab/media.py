@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codeclab.evaluate.metrics import SSIM_MIN_SIZE
 from codeclab.frames import Frame
 
 RAW_SUFFIXES = {".yuv", ".raw", ".i420"}
@@ -150,18 +151,16 @@ def load_clip(
             raise MediaError(f"{path}: no video stream")
         stream = container.streams.video[0]
         rate = fps or (float(stream.average_rate) if stream.average_rate else None)
-        if stream.codec_context.width % 2 or stream.codec_context.height % 2:
-            raise MediaError(
-                f"{path}: {stream.codec_context.width}x{stream.codec_context.height} has an odd "
-                "dimension; 4:2:0 needs even width and height (crop it first)"
-            )
         try:
             for decoded in container.decode(stream):
+                _check_picture_size(path, decoded, frames)
                 if not conversions:
                     conversions = _describe_conversion(decoded)
                 frames.append(frame_from_av(_to_yuv420p(decoded)))
                 if max_frames and len(frames) >= max_frames:
                     break
+        except MediaError:
+            raise
         except av.FFmpegError as exc:
             raise MediaError(f"{path}: decoding failed after {len(frames)} frames ({exc})") from exc
         except ValueError as exc:
@@ -171,6 +170,30 @@ def load_clip(
     if not rate or rate <= 0:
         raise MediaError(f"{path}: no frame rate in the file; give --fps")
     return Clip(path, frames, rate, conversions)
+
+
+def _check_picture_size(path: Path, decoded: av.VideoFrame, frames: list[Frame]) -> None:
+    """Refuse a picture the lab cannot score: an odd or tiny size, or one that differs from
+    the clip's first picture (every frame is compared with its source at one size)."""
+    width, height = decoded.width, decoded.height
+    if frames:
+        first_height, first_width = frames[0][0].shape
+        if (width, height) != (first_width, first_height):
+            raise MediaError(
+                f"{path}: the picture size changes from {first_width}x{first_height} to "
+                f"{width}x{height} at frame {len(frames)}; a clip must keep one size"
+            )
+        return
+    if width % 2 or height % 2:
+        raise MediaError(
+            f"{path}: {width}x{height} has an odd dimension; 4:2:0 needs even width and height "
+            "(crop it first)"
+        )
+    if min(width, height) < SSIM_MIN_SIZE:
+        raise MediaError(
+            f"{path}: {width}x{height} pictures are too small: SSIM (FFmpeg's ssim filter, "
+            f"8x8 windows) needs at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE}"
+        )
 
 
 def write_y4m(path: str | Path, frames: list[Frame], fps: float) -> Path:

@@ -91,11 +91,20 @@ class BaselineCurve(BaseModel):
 
 
 class BdRate(BaseModel):
-    """BD-rate in percent (negative: fewer bits than the baseline); ``None`` with a reason."""
+    """BD-rate in percent (negative: fewer bits than the baseline); ``None`` with a reason.
+
+    ``integrated_over`` says which range: the standard one (the anchor's span at its standard
+    CRFs, e.g. "standard range: x264's span at CRF 22..37"; ``spans`` gives it per clip, in the
+    metric's unit) or
+    ``wide`` (wherever the two curves overlap). Records made before the standard range have
+    none and were wide.
+    """
 
     value: float | None
     reason: str | None = None
     per_clip: dict[str, float | None] = Field(default_factory=dict)
+    integrated_over: str | None = None
+    spans: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
 
 class Target(BaseModel):
@@ -107,6 +116,19 @@ class Target(BaseModel):
     reason: str | None = None
     clip: str | None = None
     per_clip: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Screen(BaseModel):
+    """The evaluation cascade's first stage: the candidate on short cuts of the train clips,
+    against its parent's figure there; only a candidate within the margin goes on to the
+    full evaluation (whose record then carries this too)."""
+
+    frames: int
+    bd_rate: float | None
+    parent_bd_rate: float | None = None
+    margin: float
+    passed: bool
+    reason: str
 
 
 class PhaseRecord(BaseModel):
@@ -160,8 +182,14 @@ class ExperimentRecord(BaseModel):
     bd_rate: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
     bd_rate_train: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
     bd_rate_holdout: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
+    bd_rate_wide: dict[str, dict[str, BdRate]] = Field(default_factory=dict)
+    """All clips, over wherever the curves overlap: the second, labelled figure."""
     test_set: str | None = None
     holdout_is_train: bool = False
+    stage: Literal["screen", "full"] | None = None
+    """How far the evaluation cascade took it: stopped after the screen, or evaluated in
+    full; None when no cascade ran (only full evaluations ever rank)."""
+    screen: Screen | None = None
     target: Target | None = None
     phases: list[PhaseRecord] = Field(default_factory=list)
     artifacts: Artifacts = Field(default_factory=Artifacts)
@@ -191,14 +219,19 @@ class ExperimentRecord(BaseModel):
         }
 
     def published_rung(self) -> RungResult | None:
-        """The rung the reconstructed video shows: the first clip at its highest quality."""
+        """The rung the reconstructed video shows: the first clip at the ladder's highest
+        quality (not a quality the lab added to span the standard range)."""
         if not self.clips:
             return None
         first = [r for r in self.results if r.clip_sha256 == self.clips[0].sha256]
-        return max(first, key=lambda r: r.quality, default=None)
+        top = [r for r in first if r.quality == max(self.qualities, default=None)]
+        return max(top or first, key=lambda r: r.quality, default=None)
 
     def leaderboard_bd_rate(self, encoder: str, metric: str = "psnr_y") -> BdRate | None:
-        """BD-rate over the holdout clips, which designers never see scores of."""
+        """BD-rate over the holdout clips, which designers never see scores of; None for a
+        candidate the cascade stopped after its screen (no full evaluation)."""
+        if self.stage == "screen":
+            return None
         split = self.bd_rate_holdout if self.test_set is not None else self.bd_rate
         return split.get(encoder, {}).get(metric)
 
@@ -236,6 +269,7 @@ class ExperimentRecord(BaseModel):
                 "bd_rate": train_only(self.bd_rate_train),
                 "bd_rate_train": train_only(self.bd_rate_train),
                 "bd_rate_holdout": {},
+                "bd_rate_wide": {},
                 "target": None,
             },
             deep=True,

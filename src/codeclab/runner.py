@@ -32,7 +32,7 @@ import numpy as np
 from codeclab import __version__
 from codeclab.config import Settings
 from codeclab.design.evolve import program_sha256
-from codeclab.evaluate import baselines, rd, testsets
+from codeclab.evaluate import baselines, bdrate, rd, testsets
 from codeclab.evaluate.metrics import ms_ssim_reason
 from codeclab.evaluate.testsets import TestSetPlan
 from codeclab.executors import CPU, Executor, Resources, WorkerLost, resources_for, tasks
@@ -48,6 +48,7 @@ from codeclab.record import (
     PhaseRecord,
     Reasoning,
     RungResult,
+    Screen,
     Target,
 )
 from codeclab.sandbox import bwrap, isolate, policy
@@ -62,6 +63,9 @@ from codeclab.store.db import ExperimentStore
 from codeclab.store.publish import decoder_file
 
 BD_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y", "vmaf")
+LADDER_STEPS = 4
+"""Rounds of added qualities at most, per end of each clip's ladder (see ``_extend_ladders``):
+bisection from 80 reaches 99, from 20 reaches 2."""
 SMOKE_SIZE = (64, 48)  # width, height of the validation clip cut from the first source clip
 PUBLISH_CHECK_THREADS = 4  # published-decoder checks at once, when they run in this process
 PARSING = threading.Lock()
@@ -98,6 +102,10 @@ class Job:
     launcher: isolate.Launcher | None = None  # default: the strongest that works here
     test_set: TestSetPlan | None = None  # default: testsets.plan_for(settings, clips)
     executor: Executor = LOCAL  # where the rungs, scores and baselines run
+    stage: str | None = None  # the evaluation cascade's stage this job is (record.stage)
+    screen: Screen | None = None  # the cascade's first stage, when this job is the second
+    save: bool = True  # store the record (a cascade's screen decides later)
+    publish: bool = True  # publish by the settings' policy (a screen never publishes)
 
 
 def versions() -> dict[str, str]:
@@ -144,6 +152,8 @@ class Experiment:
             ],
             versions=versions(),
             phases=[PhaseRecord(name="design", status="ok", seconds=job.design_seconds)],
+            stage=job.stage,
+            screen=job.screen,
         )
         self.executor = job.executor
         self.resources: Resources = CPU  # what each rung task asks for; set by validation
@@ -199,14 +209,15 @@ class Experiment:
                 self.publish()
         except PhaseFailed:
             pass
-        self.job.store.save(self.record, self.job.source)
+        if self.job.save:
+            self.job.store.save(self.record, self.job.source)
         return self.record
 
     # -- phases ---------------------------------------------------------------------------
 
     def validate(self) -> None:
         settings = self.job.settings
-        if settings.require_strong_isolation and self.launcher.isolation != bwrap.STRONG:
+        if not settings.allow_weak_isolation and self.launcher.isolation != bwrap.STRONG:
             raise PhaseFailed("failed", _strong_isolation_missing(self.job.launcher))
         try:
             with PARSING:
@@ -249,29 +260,50 @@ class Experiment:
         self.record.artifacts.program = self.job.artifacts.put_bytes(key, self.job.source.encode())
 
     def execute(self) -> None:
-        """Every rung at once on the executor; the first failure, in rung order, ends it."""
+        """Every rung of the ladder on every clip."""
+        self._run_rungs([(clip, q) for clip in self.job.clips for q in self.job.settings.qualities])
+
+    def _run_rungs(self, rungs: list[tuple[Clip, int]]) -> None:
+        """Encode every rung at once on the executor, then decode them; the first failure, in
+        rung order, ends the experiment. No decoder of this experiment starts while one of its
+        encoders runs (one could hand a decoder the source frames through the machine)."""
         source, launcher = self.job.source, self.job.launcher
-        rungs = [(clip, q) for clip in self.job.clips for q in self.job.settings.qualities]
-        frames = {id(clip): self._frames(clip) for clip in self.job.clips}
+        labels = [f"{clip.name} quality {q}" for clip, q in rungs]
+        frames = {id(clip): self._frames(clip) for clip, _ in rungs}
         calls = [
             (source, frames[id(clip)], clip.fps, q, self.limits(clip), launcher)
             for clip, q in rungs
         ]
-        labels = [f"{clip.name} quality {q}" for clip, q in rungs]
+        encoded: list[tasks.RungRun] = []
         with self.executor.map(
-            tasks.run_rung,
+            tasks.encode_rung,
             calls,
             resources=self.resources,
-            keep_second=True,
-            on_next=lambda i: self.job.on_step(f"execution: {rungs[i][0].name} q{rungs[i][1]}"),
+            on_next=lambda i: self.job.on_step(f"encode: {rungs[i][0].name} q{rungs[i][1]}"),
         ) as results:
-            for (clip, quality), (label, (run, decoded)) in zip(
-                rungs, self._labelled(results, labels), strict=True
-            ):
+            for label, run in self._labelled(results, labels):
                 if run.error:
                     raise PhaseFailed("failed", f"{label}: {run.error}")
                 self._ran_with(run.isolation)
-                self._keep(clip, quality, run, decoded)
+                encoded.append(run)
+        calls = [
+            (source, run.bitstream, self.limits(clip), launcher)
+            for (clip, _), run in zip(rungs, encoded, strict=True)
+        ]
+        with self.executor.map(
+            tasks.decode_rung,
+            calls,
+            resources=self.resources,
+            keep_second=True,
+            on_next=lambda i: self.job.on_step(f"decode: {rungs[i][0].name} q{rungs[i][1]}"),
+        ) as results:
+            for (clip, quality), run, (label, (decode, decoded)) in zip(
+                rungs, encoded, self._labelled(results, labels), strict=True
+            ):
+                if decode.error:
+                    raise PhaseFailed("failed", f"{label}: {decode.error}")
+                self._ran_with(decode.isolation)
+                self._keep(clip, quality, run, decode.seconds, decoded)
 
     def _frames(self, clip: Clip) -> Any:
         """The clip's frames as tasks receive them: shipped once per content hash."""
@@ -290,7 +322,7 @@ class Experiment:
         """A worker may sandbox more weakly than this process: the record states the weakest."""
         if isolation == self.record.isolation or isolation == bwrap.STRONG:
             return
-        if self.job.settings.require_strong_isolation:
+        if not self.job.settings.allow_weak_isolation:
             raise PhaseFailed(
                 "failed",
                 f"strong isolation is required but a worker ran the program with {isolation} "
@@ -298,7 +330,9 @@ class Experiment:
             )
         self.record.isolation = isolation
 
-    def _keep(self, clip: Clip, quality: int, run: tasks.RungRun, decoded: Any) -> None:
+    def _keep(
+        self, clip: Clip, quality: int, run: tasks.RungRun, decode_s: float, decoded: Any
+    ) -> None:
         bitstream = run.bitstream
         key = bitstream_key(self.record.experiment_id, clip.name, quality)
         self.record.artifacts.bitstreams.append(self.job.artifacts.put_bytes(key, bitstream))
@@ -316,14 +350,19 @@ class Experiment:
                 fps=clip.fps,
                 kbps=len(bitstream) * 8 * clip.fps / count / 1000,
                 bpp=len(bitstream) * 8 / (count * clip.width * clip.height),
-                encode_s=round(run.encode_s, 4),
-                decode_s=round(run.decode_s, 4),
+                encode_s=round(run.seconds, 4),
+                decode_s=round(decode_s, 4),
                 bitstream_sha256=hashlib.sha256(bitstream).hexdigest(),
             )
         )
 
     def verify(self) -> None:
         self._apply_test_set()
+        self._score_new()
+
+    def _score_new(self) -> None:
+        """Check and score the decodes not scored yet, in the order they were measured."""
+        measured = self.measured[len(self.record.results) :]
         frames = {clip.sha256: self._frames(clip) for clip in self.job.clips}
         calls = [
             (
@@ -331,25 +370,23 @@ class Experiment:
                 self.decoded[(m["clip_sha256"], m["quality"])],
                 self.job.settings.vmaf,
             )
-            for m in self.measured
+            for m in measured
         ]
-        labels = [f"{m['clip']} quality {m['quality']}" for m in self.measured]
+        labels = [f"{m['clip']} quality {m['quality']}" for m in measured]
         with self.executor.map(
             tasks.score_rung,
             calls,
             on_next=lambda i: self.job.on_step(
-                f"verification: {self.measured[i]['clip']} q{self.measured[i]['quality']}"
+                f"verification: {measured[i]['clip']} q{measured[i]['quality']}"
             ),
         ) as results:
-            for measured, (label, scored) in zip(
-                self.measured, self._labelled(results, labels), strict=True
-            ):
+            for m, (label, scored) in zip(measured, self._labelled(results, labels), strict=True):
                 if scored.error:
                     raise PhaseFailed("failed", f"{label}: {scored.error}")
                 scores = scored.scores
                 self.record.results.append(
                     RungResult(
-                        **measured,
+                        **m,
                         **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
                         vmaf_reason=scores.vmaf_reason,
                         decoded_sha256=scored.decoded_sha256,
@@ -358,30 +395,86 @@ class Experiment:
                 )
 
     def analyse(self) -> None:
-        """Baselines per clip, BD-rate per baseline and metric (per clip, averaged over all,
-        train and holdout clips) and the target check on the holdout clips."""
+        """Baselines per clip; the candidate's ladder extended to span their standard range;
+        BD-rate per baseline and metric over the standard range (per clip, averaged over all,
+        train and holdout clips) and over the wide range; the target check on holdout clips."""
         plan = self._apply_test_set()
         settings = self.job.settings
-        # encoders in the settings' order, whichever curve comes back first
-        per_clip: dict[str, dict[str, dict[str, tuple[float | None, str | None]]]] = {
-            encoder: {} for encoder in settings.baselines
-        }
+        usable = [e for e in settings.baselines if baselines.unavailable(e) is None]
+        if settings.extend_ladder and usable:
+            self._extend_ladders(self._baseline_curves(usable, cover=False))
+        curves = self._baseline_curves(usable, cover=True)
+        standard: dict[str, dict[str, dict[str, bdrate.Figure]]] = {}
+        wide: dict[str, dict[str, dict[str, bdrate.Figure]]] = {}
         targets: dict[str, dict] = {}
-        curves: list[tuple[Clip, str, list[RungResult]]] = []
         for clip in self.job.clips:
             mine = [r for r in self.record.results if r.clip_sha256 == clip.sha256]
             for encoder in settings.baselines:
                 missing = baselines.unavailable(encoder)
-                if missing:
-                    for metric in BD_METRICS:
-                        per_clip[encoder].setdefault(metric, {})[clip.name] = (None, missing)
-                else:
-                    curves.append((clip, encoder, mine))
+                rungs = curves.get((clip.sha256, encoder), [])
+                if not missing:
+                    self.record.baselines.setdefault(encoder, []).append(
+                        BaselineCurve(
+                            encoder=encoder,
+                            version=baselines.encoder_version(encoder),
+                            settings=baselines.settings(encoder),
+                            clip_sha256=clip.sha256,
+                            rungs=[
+                                BaselineRungRecord(clip=clip.name, **_fields_of(r, {"clip"}))
+                                for r in rungs
+                            ],
+                        )
+                    )
+                for metric in BD_METRICS:
+                    figures = (
+                        (bdrate.Figure(None, missing),) * 2
+                        if missing
+                        else _bd_rates(encoder, rungs, mine, metric, clip)
+                    )
+                    for table, figure in zip((standard, wide), figures, strict=True):
+                        table.setdefault(encoder, {}).setdefault(metric, {})[clip.name] = figure
+                if encoder == "x265" and not missing and plan.counts_as(clip.sha256, "holdout"):
+                    targets[clip.name] = rd.target_check(
+                        [(r.kbps, r.psnr_y) for r in bdrate.lossy(mine)],
+                        [(r.kbps, r.psnr_y) for r in bdrate.lossy(rungs)],
+                        settings.target_kbps,
+                    )
+        names = {
+            split: {c.name for c in self.job.clips if plan.counts_as(c.sha256, split)}
+            for split in ("train", "holdout")
+        }
+        for encoder, by_metric in standard.items():
+            label = bdrate.describe_range(encoder) if encoder in usable else None
+            for metric, clips in by_metric.items():
+                self.record.bd_rate.setdefault(encoder, {})[metric] = _average_bd(clips, label)
+                for split, table in (
+                    ("train", self.record.bd_rate_train),
+                    ("holdout", self.record.bd_rate_holdout),
+                ):
+                    subset = {k: v for k, v in clips.items() if k in names[split]}
+                    table.setdefault(encoder, {})[metric] = _average_bd(subset, label)
+                self.record.bd_rate_wide.setdefault(encoder, {})[metric] = _average_bd(
+                    wide[encoder][metric], bdrate.WIDE
+                )
+        if targets:
+            self.record.target = _combined_target(targets, self.record.isolation)
+
+    def _baseline_curves(
+        self, encoders: list[str], *, cover: bool
+    ) -> dict[tuple[str, str], list[baselines.BaselineRung]]:
+        """Each baseline's curve on each clip: its standard ladder, or (``cover``) extended
+        to span the candidate's rungs at both ends, for the wide figure."""
+        settings = self.job.settings
         # with an S3 artifact store the baseline cache has a shared level there (a cluster's
         # nodes then encode each curve once between them)
         shared_s3 = (
             (settings.artifacts_url, settings.s3_endpoint_url) if settings.artifacts_url else None
         )
+        work = []
+        for clip in self.job.clips:
+            mine = bdrate.lossy([r for r in self.record.results if r.clip_sha256 == clip.sha256])
+            kbps = (min(r.kbps for r in mine), max(r.kbps for r in mine)) if mine else None
+            work += [(clip, encoder, kbps if cover else None) for encoder in encoders]
         calls = [
             (
                 self._frames(clip),
@@ -389,58 +482,61 @@ class Experiment:
                 clip.sha256,
                 encoder,
                 (settings.cache_dir / "baselines").resolve(),
-                (min(r.kbps for r in mine), max(r.kbps for r in mine)),
+                kbps,
                 settings.vmaf,
                 shared_s3,
             )
-            for clip, encoder, mine in curves
+            for clip, encoder, kbps in work
         ]
-        labels = [f"{encoder} baseline on {clip.name}" for clip, encoder, _ in curves]
+        labels = [f"{encoder} baseline on {clip.name}" for clip, encoder, _ in work]
+        curves = {}
         with self.executor.map(
             tasks.baseline_curve,
             calls,
             on_next=lambda i: self.job.on_step(f"analysis: {labels[i]}"),
         ) as results:
-            for (clip, encoder, mine), (_, rungs) in zip(
-                curves, self._labelled(results, labels), strict=True
+            for (clip, encoder, _), (_, rungs) in zip(
+                work, self._labelled(results, labels), strict=True
             ):
-                self.record.baselines.setdefault(encoder, []).append(
-                    BaselineCurve(
-                        encoder=encoder,
-                        version=baselines.encoder_version(encoder),
-                        settings=baselines.settings(encoder),
-                        clip_sha256=clip.sha256,
-                        rungs=[
-                            BaselineRungRecord(clip=clip.name, **_fields_of(r, exclude={"clip"}))
-                            for r in rungs
-                        ],
-                    )
-                )
-                for metric in BD_METRICS:
-                    per_clip[encoder].setdefault(metric, {})[clip.name] = _bd_rate(
-                        rungs, mine, metric, clip
-                    )
-                if encoder == "x265" and plan.counts_as(clip.sha256, "holdout"):
-                    targets[clip.name] = rd.target_check(
-                        [(r.kbps, r.psnr_y) for r in mine],
-                        [(r.kbps, r.psnr_y) for r in rungs],
-                        settings.target_kbps,
-                    )
-        names = {
-            split: {c.name for c in self.job.clips if plan.counts_as(c.sha256, split)}
-            for split in ("train", "holdout")
+                curves[(clip.sha256, encoder)] = rungs
+        return curves
+
+    def _extend_ladders(self, standard: dict[tuple[str, str], list]) -> None:
+        """Add qualities until each clip's lossy rungs span the PSNR-Y range every baseline
+        covers at its standard CRFs: bisection on ``quality`` at each end that falls short,
+        all clips' next rungs at once, at most :data:`LADDER_STEPS` rounds. Where it still
+        falls short the standard BD-rate says so (or is clipped, see :mod:`bdrate`)."""
+        spans: dict[str, list[tuple[float, float]]] = {}
+        for (sha, encoder), rungs in standard.items():
+            span = bdrate.standard_span(encoder, rungs)
+            if span is not None:
+                spans.setdefault(sha, []).append(span)
+        targets = {
+            sha: (min(lo for lo, _ in found), max(hi for _, hi in found))
+            for sha, found in spans.items()
         }
-        for encoder, by_metric in per_clip.items():
-            for metric, clips in by_metric.items():
-                self.record.bd_rate.setdefault(encoder, {})[metric] = _average_bd(clips)
-                for split, table in (
-                    ("train", self.record.bd_rate_train),
-                    ("holdout", self.record.bd_rate_holdout),
-                ):
-                    subset = {k: v for k, v in clips.items() if k in names[split]}
-                    table.setdefault(encoder, {})[metric] = _average_bd(subset)
-        if targets:
-            self.record.target = _combined_target(targets)
+        for _ in range(LADDER_STEPS):
+            wanted = [
+                (clip, quality)
+                for clip in self.job.clips
+                if clip.sha256 in targets
+                for quality in _next_qualities(
+                    [r for r in self.record.results if r.clip_sha256 == clip.sha256],
+                    targets[clip.sha256],
+                )
+            ]
+            if not wanted:
+                break
+            self._run_rungs(wanted)
+            self._score_new()
+        # results (and their bitstreams, which pair with them) in clip and quality order
+        order = {clip.sha256: i for i, clip in enumerate(self.job.clips)}
+        paired = sorted(
+            zip(self.record.results, self.record.artifacts.bitstreams, strict=True),
+            key=lambda pair: (order[pair[0].clip_sha256], pair[0].quality),
+        )
+        self.record.results = [result for result, _ in paired]
+        self.record.artifacts.bitstreams = [path for _, path in paired]
 
     def _apply_test_set(self) -> TestSetPlan:
         """State the test set on the record: its name and each clip's split."""
@@ -462,9 +558,12 @@ class Experiment:
         from codeclab.store.package import build_package
         from codeclab.store.publish import by_program_key, publish_decision, requirements
 
-        published, reason = publish_decision(
-            self.job.settings.publish, self.record, self._earlier_experiments()
-        )
+        if self.job.publish:
+            published, reason = publish_decision(
+                self.job.settings.publish, self.record, self._earlier_experiments()
+            )
+        else:
+            published, reason = False, "a screen of the evaluation cascade is never published"
         self.record.phases.append(
             PhaseRecord(
                 name="publish-policy",
@@ -541,8 +640,8 @@ def _strong_isolation_missing(given: isolate.Launcher | None) -> str:
     else:
         why = bwrap.probe().reason
     return (
-        f"strong isolation is required (require_strong_isolation, "
-        f"CODECLAB_REQUIRE_STRONG_ISOLATION) but {why}; unset it to run with weak isolation"
+        f"strong isolation is required but {why}; allow_weak_isolation = true "
+        "(CODECLAB_ALLOW_WEAK_ISOLATION=1, --allow-weak-isolation) runs with weak isolation"
     )
 
 
@@ -551,39 +650,72 @@ def _fields_of(obj: object, exclude: set[str]) -> dict:
     return {k: getattr(obj, k) for k in BaselineRungRecord.model_fields if k not in exclude}
 
 
-def _average_bd(clips: dict[str, tuple[float | None, str | None]]) -> BdRate:
+def _average_bd(clips: dict[str, bdrate.Figure], integrated_over: str | None) -> BdRate:
     """The mean over clips; ``None`` when any clip has no BD-rate, naming which and why."""
     if not clips:
-        return BdRate(value=None, reason="no clips in this split")
-    per_clip = {name: value for name, (value, _) in clips.items()}
-    missing = {name: reason for name, (value, reason) in clips.items() if value is None}
-    if missing:
-        reason = "; ".join(f"{name}: {why}" for name, why in missing.items())
-        return BdRate(value=None, reason=reason, per_clip=per_clip)
-    return BdRate(value=sum(per_clip.values()) / len(per_clip), per_clip=per_clip)
-
-
-def _bd_rate(anchor: list, test: list, metric: str, clip: Clip) -> tuple[float | None, str | None]:
-    """BD-rate on one clip, or why a metric has no values there (MS-SSIM, VMAF)."""
-    for side, rungs in (("candidate", test), ("baseline", anchor)):
-        if any(getattr(r, metric) is None for r in rungs):
-            if metric == "ms_ssim_y":
-                return None, ms_ssim_reason(clip.width, clip.height) or "no MS-SSIM values"
-            why = next((r.vmaf_reason for r in rungs if r.vmaf_reason), None)
-            return None, f"no {metric} on the {side}'s rungs" + (f": {why}" if why else "")
-    return rd.bd_rate(
-        [(r.kbps, getattr(r, metric)) for r in anchor],
-        [(r.kbps, getattr(r, metric)) for r in test],
+        return BdRate(value=None, reason="no clips in this split", integrated_over=integrated_over)
+    per_clip = {name: figure.value for name, figure in clips.items()}
+    spans = {name: figure.span for name, figure in clips.items() if figure.span is not None}
+    missing = {name: figure.reason for name, figure in clips.items() if figure.value is None}
+    value = None if missing else sum(per_clip.values()) / len(per_clip)
+    reason = "; ".join(f"{name}: {why}" for name, why in missing.items()) or None
+    return BdRate(
+        value=value,
+        reason=reason,
+        per_clip=per_clip,
+        integrated_over=integrated_over,
+        spans=spans,
     )
 
 
-def _combined_target(per_clip: dict[str, dict]) -> Target:
+def _bd_rates(
+    encoder: str, anchor: list, test: list, metric: str, clip: Clip
+) -> tuple[bdrate.Figure, bdrate.Figure]:
+    """Standard-range and wide BD-rate on one clip, or why a metric has no values there
+    (MS-SSIM, VMAF)."""
+    for side, rungs in (("candidate", test), ("baseline", anchor)):
+        if any(getattr(r, metric) is None for r in rungs):
+            if metric == "ms_ssim_y":
+                why = ms_ssim_reason(clip.width, clip.height) or "no MS-SSIM values"
+            else:
+                vmaf_why = next((r.vmaf_reason for r in rungs if r.vmaf_reason), None)
+                why = f"no {metric} on the {side}'s rungs" + (f": {vmaf_why}" if vmaf_why else "")
+            return (bdrate.Figure(None, why),) * 2
+    return bdrate.clip_figures(encoder, anchor, test, metric)
+
+
+def _next_qualities(mine: list[RungResult], target: tuple[float, float]) -> list[int]:
+    """The qualities to try next so the lossy rungs span ``target`` (PSNR-Y): at each end
+    that falls short, the midpoint between the outermost quality tried and the bound
+    (1 below; 100 above, or the lowest quality above it whose rung was near-lossless)."""
+    low, high = target
+    tried = {r.quality for r in mine}
+    lossy = bdrate.lossy(mine)
+    wanted = []
+    if lossy and not any(r.psnr_y >= high for r in lossy):
+        top = max(r.quality for r in lossy)
+        bound = min((r.quality for r in mine if r.quality > top), default=101)
+        wanted.append((top + bound) // 2)
+    if not any(r.psnr_y <= low for r in lossy):
+        bottom = min(tried)
+        wanted.append(bottom // 2)
+    return [q for q in dict.fromkeys(wanted) if 1 <= q <= 100 and q not in tried]
+
+
+WEAK_UNRANKED = "run under weak isolation: the program could have read the source clip"
+
+
+def _combined_target(per_clip: dict[str, dict], isolation: str) -> Target:
     """The target over the holdout clips: achieved when achieved on every one; the figures
-    shown are those of the first clip that missed it (else the first clip)."""
+    shown are those of the first clip that missed it (else the first clip). A program run
+    under weak isolation never achieves it: it could have read the source."""
     shown = next((name for name, t in per_clip.items() if not t["achieved"]), next(iter(per_clip)))
     achieved = all(t["achieved"] for t in per_clip.values())
+    figures = per_clip[shown]
+    if achieved and isolation != bwrap.STRONG:
+        achieved, figures = False, {**figures, "reason": WEAK_UNRANKED}
     return Target(
-        **{**per_clip[shown], "achieved": achieved},
+        **{**figures, "achieved": achieved},
         clip=shown,
         per_clip=per_clip if len(per_clip) > 1 else {},
     )

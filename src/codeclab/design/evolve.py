@@ -112,7 +112,15 @@ def seed_programs() -> dict[str, str]:
 
 
 def fitness(record: ExperimentRecord) -> float | None:
-    """Lower is better: BD-rate (PSNR-Y) against x264, else x265; ``None`` if unmeasured."""
+    """Lower is better: BD-rate (PSNR-Y) against x264, else x265; ``None`` if unmeasured, or
+    if the evaluation cascade stopped it after its screen (it was no match for its parent)."""
+    if record.stage == "screen":
+        return None
+    return train_bd_rate(record)
+
+
+def train_bd_rate(record: ExperimentRecord) -> float | None:
+    """The mean BD-rate (PSNR-Y) of the train clips against x264, else x265."""
     if record.status != "ok":
         return None
     # Train clips only: holdout scores are the leaderboard's, never the designer's. Records

@@ -84,8 +84,10 @@ A codec program is one Python source file (at most {max_bytes} bytes) that defin
 
 The lab measures honestly: bitrate = bitstream bytes x 8 x fps / frames; PSNR and SSIM are
 computed by the lab on the decoded frames against the source; rate-distortion is summarised
-as BD-rate (PSNR-Y) against x264 and x265 encoding the same clips (negative = fewer bits for
-the same quality: better). A failed or wrong-sized decode fails the experiment."""
+as BD-rate (PSNR-Y) against x264 and x265 encoding the same clips, over the standard range
+(each anchor's PSNR-Y span at CRF 22..37; the lab adds qualities until your ladder spans it;
+rungs at 60 dB or more are near-lossless and count for nothing), negative = fewer bits for
+the same quality: better. A failed or wrong-sized decode fails the experiment."""
 
 SYSTEM = """\
 You are a video-coding researcher designing codecs as Python programs in an automated lab.

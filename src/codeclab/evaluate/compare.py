@@ -92,7 +92,7 @@ def compare_files(
         },
         "per_frame": [{"frame": i, **vars(f)} for i, f in enumerate(per_frame)],
         "references": {
-            "psnr": "10*log10(255^2/MSE) per plane; identical planes 100 dB",
+            "psnr": "10*log10(255^2/MSE) per plane, at most 100 dB (identical planes)",
             "ssim_y": "FFmpeg vf_ssim (4x4 block sums, 8x8 windows)",
             "ms_ssim_y": "Wang, Simoncelli, Bovik 2003: 5 scales, 11x11 Gaussian sigma 1.5",
             "vmaf": vmaf.describe(),

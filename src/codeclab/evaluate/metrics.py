@@ -34,12 +34,17 @@ from threadpoolctl import ThreadpoolController
 
 from codeclab.frames import Frame, check_frames
 
-VERSION = "psnr; ssim=vf_ssim; ms_ssim=wang2003-valid-avg2x2; 3"
+VERSION = "psnr<=100; ssim=vf_ssim; ms_ssim=wang2003-valid-avg2x2; 4"
 """Names what computes the scores; baseline rungs are cached under it, so a change to a
 metric re-scores the cache instead of mixing old and new numbers."""
 
+SSIM_MIN_SIZE = 8
+"""Smallest width and height SSIM is defined for: one 8x8 window (FFmpeg's ssim filter
+averages over none below it). Clips smaller than this are refused when they are loaded."""
+
 IDENTICAL_PSNR = 100.0
-"""PSNR of a plane identical to its source, so that averages over frames stay finite."""
+"""PSNR of a plane identical to its source, so that averages over frames stay finite, and the
+most any plane scores, whatever its size."""
 
 # vf_ssim's constants C1 = (0.01*255)^2 and C2 = (0.03*255)^2, scaled to its integer window
 # sums and rounded exactly as FFmpeg does.
@@ -117,9 +122,11 @@ def _check_pair(ref: np.ndarray, dist: np.ndarray) -> None:
 
 
 def _psnr_from_sse(sse: int, pixels: int) -> float:
+    """PSNR capped at :data:`IDENTICAL_PSNR`: one level off in one pixel of a 1080p picture
+    would be 111 dB, more than the identical picture's 100 dB."""
     if sse == 0:
         return IDENTICAL_PSNR
-    return float(10.0 * np.log10(255.0**2 * pixels / sse))
+    return min(IDENTICAL_PSNR, float(10.0 * np.log10(255.0**2 * pixels / sse)))
 
 
 def _sse(ref: np.ndarray, dist: np.ndarray) -> int:
@@ -258,8 +265,7 @@ def _luma_ssim_sse(ref_y: np.ndarray, dist_y: np.ndarray) -> tuple[float, int]:
     """
     _check_pair(ref_y, dist_y)
     height, width = (ref_y.shape[0] // 4) * 4, (ref_y.shape[1] // 4) * 4
-    if height < 8 or width < 8:
-        raise ValueError(f"SSIM needs a plane of at least 8x8, got {ref_y.shape}")
+    _check_ssim_size(ref_y)
     sums = _block_sums(ref_y, dist_y)
     # float64 sums of float32 integers below 2^21: exact
     sse = int(sums[2].sum(dtype=np.float64)) - 2 * int(sums[3].sum(dtype=np.float64))
@@ -268,6 +274,14 @@ def _luma_ssim_sse(ref_y: np.ndarray, dist_y: np.ndarray) -> tuple[float, int]:
     if width < ref_y.shape[1]:
         sse += _sse(ref_y[:height, width:], dist_y[:height, width:])
     return _ssim_from_blocks(sums), sse
+
+
+def _check_ssim_size(plane: np.ndarray) -> None:
+    if min(plane.shape) < SSIM_MIN_SIZE:
+        height, width = plane.shape
+        raise ValueError(
+            f"SSIM needs a plane of at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE}, got {width}x{height}"
+        )
 
 
 def ssim(ref_y: np.ndarray, dist_y: np.ndarray) -> float:
@@ -493,8 +507,7 @@ def score_frame(reference: Frame, distorted: Frame, *, with_ms_ssim: bool = True
     SSIM-Y is FFmpeg's ``ssim`` filter run in-process (:class:`_FfmpegSsim`); PSNR comes from
     the exact SSE of each plane, as :func:`psnr`."""
     _check_pair(reference[0], distorted[0])
-    if min(reference[0].shape) < 8:
-        raise ValueError(f"SSIM needs a plane of at least 8x8, got {reference[0].shape}")
+    _check_ssim_size(reference[0])
     ssim_y = _ffmpeg_ssim(reference[0], distorted[0])
     psnr_y = psnr(reference[0], distorted[0])
     psnr_u = psnr(reference[1], distorted[1])

@@ -4,6 +4,12 @@ Curves are sequences of ``(kbps, metric)`` points, one per rung. BD-rate follows
 on log-rate with Akima interpolation (the ``bjontegaard`` package); where two curves do not
 share enough quality range to integrate over, the answer is ``None`` with the reason rather
 than an extrapolated number (DESIGN.md section 4).
+
+Two ranges are used. The headline figure integrates over the *standard range*: the span the
+anchor covers at its standard CRFs (22, 27, 32 and 37 for x264 and x265), as codec papers and
+the JVET/AOM common test conditions do, so that a wide ladder cannot move the figure. The
+*wide* figure integrates over wherever the two curves overlap and is shown beside it,
+labelled. Near-lossless rungs (:data:`LOSSLESS_PSNR_DB`) never sit on a lossy curve.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ BD_METHOD = "akima"
 
 MIN_METRIC_OVERLAP = 0.2
 """Shared metric range two curves need, as a fraction of the narrower curve's range."""
+
+MIN_STANDARD_COVER = 0.5
+"""Part of the standard range both curves must cover for a standard-range BD-rate."""
+
+LOSSLESS_PSNR_DB = 60.0
+"""A rung at or above this PSNR-Y is lossless or near-lossless (a mean squared error under
+0.065: fewer than one pixel in 15 off by one level) and stays off lossy RD curves, for
+candidates and baselines alike: two such points draw a line up to the 100 dB of an identical
+picture and hand out credit no codec earned."""
 
 
 def _curve(points: Sequence[Point]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +60,11 @@ def _describe(name: str, rates: np.ndarray, metrics: np.ndarray) -> str | None:
 
 
 def bd_rate(
-    anchor: Sequence[Point], test: Sequence[Point], *, min_points: int = 2
+    anchor: Sequence[Point],
+    test: Sequence[Point],
+    *,
+    min_points: int = 2,
+    metric_range: tuple[float, float] | None = None,
 ) -> tuple[float | None, str | None]:
     """Bjontegaard delta rate of ``test`` against ``anchor`` in percent, or (None, reason).
 
@@ -54,6 +73,10 @@ def bd_rate(
     are linear) and integrated over the metric range both curves cover. Each curve's metric
     must increase strictly with rate, and the shared range must be at least
     :data:`MIN_METRIC_OVERLAP` of the narrower curve's range.
+
+    With ``metric_range=(lo, hi)`` (the standard range, :func:`standard_range`) the integral
+    runs over that range clipped to where both curves exist, which must be at least
+    :data:`MIN_STANDARD_COVER` of it.
     """
     needed = max(min_points, 2)  # a curve needs two points to have a shape at all
     curves = {"anchor": _curve(anchor), "test": _curve(test)}
@@ -68,6 +91,8 @@ def bd_rate(
         if reason is not None:
             return None, reason
     (rate_a, metric_a), (rate_t, metric_t) = curves["anchor"], curves["test"]
+    if metric_range is not None:
+        return _bd_rate_over(curves, metric_range)
     shared = min(metric_a[-1], metric_t[-1]) - max(metric_a[0], metric_t[0])
     narrower = min(metric_a[-1] - metric_a[0], metric_t[-1] - metric_t[0])
     if shared < MIN_METRIC_OVERLAP * narrower:
@@ -90,6 +115,61 @@ def bd_rate(
     if not math.isfinite(value):
         return None, f"BD-rate is not finite ({value})"
     return float(value), None
+
+
+def _bd_rate_over(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], metric_range: tuple[float, float]
+) -> tuple[float | None, str | None]:
+    """BD-rate integrated over ``metric_range`` clipped to both curves (the package's own
+    interpolators, integrated over our interval instead of the whole overlap)."""
+    (rate_a, metric_a), (rate_t, metric_t) = curves["anchor"], curves["test"]
+    low, high = metric_range
+    if not high > low:
+        return None, f"empty standard range {low:.3f}..{high:.3f}"
+    start = max(low, metric_a[0], metric_t[0])
+    end = min(high, metric_a[-1], metric_t[-1])
+    if end - start < MIN_STANDARD_COVER * (high - low):
+        return None, (
+            f"the curves cover too little of the standard range {low:.3f}..{high:.3f}: "
+            f"anchor {metric_a[0]:.3f}..{metric_a[-1]:.3f}, test {metric_t[0]:.3f}.."
+            f"{metric_t[-1]:.3f} (need {MIN_STANDARD_COVER:.0%} of it)"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, f_anchor, f_test = bjontegaard.bd_rate(
+            rate_a,
+            metric_a,
+            rate_t,
+            metric_t,
+            method=BD_METHOD,
+            require_matching_points=False,
+            interpolators=True,
+            min_overlap=0,
+        )
+    mean_log10 = (f_test.integrate(start, end) - f_anchor.integrate(start, end)) / (end - start)
+    value = (10.0 ** float(mean_log10) - 1.0) * 100.0
+    if not math.isfinite(value):
+        return None, f"BD-rate is not finite ({value})"
+    return value, None
+
+
+def standard_range(points: Sequence[Point]) -> tuple[float, float] | None:
+    """The metric span of an anchor's standard rungs (lowest to highest), None without two."""
+    metrics = [float(metric) for _, metric in points]
+    if len(metrics) < 2 or not all(math.isfinite(m) for m in metrics):
+        return None
+    return min(metrics), max(metrics)
+
+
+def around(points: Sequence[Point], metric_range: tuple[float, float]) -> list[Point]:
+    """The points a standard-range BD-rate needs: those inside the range and the nearest one
+    beyond each end, so rungs far outside (added to span another anchor's range, or a wide
+    ladder) do not bend the spline inside it."""
+    ordered = sorted(points, key=lambda p: p[1])
+    low, high = metric_range
+    below = [p for p in ordered if p[1] < low][-1:]
+    above = [p for p in ordered if p[1] > high][:1]
+    return below + [p for p in ordered if low <= p[1] <= high] + above
 
 
 def value_at_rate(points: Sequence[Point], kbps: float) -> float | None:

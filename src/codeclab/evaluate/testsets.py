@@ -1,7 +1,9 @@
 """Test sets: which clips an experiment runs on, and which of them designers may see scores of.
 
-A named set (``[test_sets.NAME]`` in ``codeclab.toml``) lists train and holdout clips; the
-default set is the configured clips (the bundled sample, or those given with ``--clip``).
+A named set is built in (``natural``: short lossless cuts of camera-captured clips, shipped
+in ``codeclab/data/natural``) or configured (``[test_sets.NAME]`` in ``codeclab.toml``); it
+lists train and holdout clips. The default set is the configured clips (the bundled sample,
+or those given with ``--clip``).
 The record keeps results for every clip, but the designer's fitness uses train clips only,
 and the leaderboard figure and the target check use holdout clips (DESIGN.md section 4).
 When there is nothing to hold out, the holdout is the train set and the record says so.
@@ -13,10 +15,41 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeclab.config import DEFAULT_TEST_SET, Settings
+from codeclab.config import DEFAULT_TEST_SET, Settings, TestSet
 from codeclab.media import Clip, load_clip
 
 TRAIN, HOLDOUT, BOTH = "train", "holdout", "train+holdout"
+
+NATURAL_DIR = Path(__file__).resolve().parent.parent / "data" / "natural"
+NATURAL = "natural"
+NATURAL_CLIPS = {
+    # file: (split, sha256 of the file). Made by scripts/make_natural_set.py; the pins make a
+    # changed file refuse the run, so figures on "natural" always mean these pictures.
+    "cars_320x240_16f.mkv": (
+        TRAIN,
+        "e1ab74fae675cf2f8add15e5861584274c815fe5e39cded91bfe3efde96754b8",
+    ),
+    "carphone_176x144_16f.mkv": (
+        TRAIN,
+        "835a5bc03eaa2c4e229511474f8e2c5a03e775b2b211996ae87a36cabe791299",
+    ),
+    "bikes_640x272_16f.mkv": (
+        TRAIN,
+        "126c2aaea84bc929fb06ac935e61b24537c26c02259e952029023043a5fd7111",
+    ),
+    "cisco_vt2people_320x192_9f.mkv": (
+        HOLDOUT,
+        "98e0afdf55dd1a584aa55e436a5b5ba64496e7ea55c90dbcb8009070b51628d0",
+    ),
+    "asl_book_640x480_16f.mkv": (
+        HOLDOUT,
+        "813e996fa3b41967c5b477457c7f125166321ccd12629ab2097022a7fa10aab1",
+    ),
+    "car_detection_768x432_16f.mkv": (
+        HOLDOUT,
+        "bf6a44838000b5427729d27d6a4c7e55afbcb651c73ba59ff901a69672635232",
+    ),
+}
 
 
 class TestSetError(ValueError):
@@ -41,6 +74,27 @@ class TestSetPlan:
 
     def counts_as(self, clip_sha256: str, split: str) -> bool:
         return self.split_of(clip_sha256) in (split, BOTH)
+
+
+def natural_set(root: Path = NATURAL_DIR) -> TestSet:
+    """The built-in ``natural`` set, its clips looked for in ``root`` (pins unchanged)."""
+    paths = {name: root / name for name in NATURAL_CLIPS}
+    return TestSet(
+        train=[paths[n] for n, (split, _) in NATURAL_CLIPS.items() if split == TRAIN],
+        holdout=[paths[n] for n, (split, _) in NATURAL_CLIPS.items() if split == HOLDOUT],
+        sha256={str(paths[n]): digest for n, (_, digest) in NATURAL_CLIPS.items()},
+    )
+
+
+BUILT_IN = {NATURAL: natural_set}
+"""Test sets shipped with the lab, by name; a codeclab.toml cannot redefine them."""
+
+
+def named_set(settings: Settings) -> tuple[str, TestSet | None]:
+    """The name of the set to run on and its definition (``None``: the default set)."""
+    name = settings.test_set or DEFAULT_TEST_SET
+    built_in = BUILT_IN.get(name)
+    return name, built_in() if built_in else settings.test_sets.get(name)
 
 
 def default_plan(clips: list[Clip]) -> TestSetPlan:
@@ -92,8 +146,7 @@ def _check_pins(name: str, pins: dict[str, str], listed: list[Path]) -> None:
 def plan_for(settings: Settings, clips: list[Clip]) -> TestSetPlan:
     """The split of ``clips`` under ``settings.test_set``: by the set's lists for a named set
     (clips match by path as listed), by position for the default set."""
-    name = settings.test_set or DEFAULT_TEST_SET
-    spec = settings.test_sets.get(name)
+    name, spec = named_set(settings)
     if spec is None:
         return default_plan(clips)
     holdout = spec.holdout or spec.train
@@ -130,8 +183,7 @@ def load_test_set(settings: Settings, *, loader=load_clip) -> tuple[list[Clip], 
     Pinned clips are checked before anything is decoded; a clip listed in both train and
     holdout is loaded once.
     """
-    name = settings.test_set or DEFAULT_TEST_SET
-    spec = settings.test_sets.get(name)
+    name, spec = named_set(settings)
     if spec is None:
         paths = list(settings.clips)
     else:

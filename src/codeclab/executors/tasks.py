@@ -43,34 +43,49 @@ def smoke_run(
 
 @dataclass(frozen=True)
 class RungRun:
-    """One rung's execution: the bitstream the sandbox handed back, or why there is none."""
+    """One rung's encode or decodes: the bitstream the sandbox handed back (an encode), the
+    seconds it took, or why there is none."""
 
     error: str | None
     isolation: str
     bitstream: bytes = b""
-    encode_s: float = 0.0
-    decode_s: float = 0.0
+    seconds: float = 0.0
 
 
-def run_rung(
+def encode_rung(
     source: str,
     frames: Sequence[Frame],
     fps: float,
     quality: int,
     limits: isolate.Limits,
     launcher: isolate.Launcher | None,
-) -> tuple[RungRun, list[Frame]]:
-    """Encode, then decode twice in two fresh sandboxes; the two decodes must be identical.
+) -> RungRun:
+    """Encode one rung in the sandbox.
 
     ``launcher`` None means the strongest that works on this machine (each node probes its
-    own); the result says which isolation it was. Returns the decoded frames beside the
-    result, so an executor can keep them where they were made.
+    own); the result says which isolation it was.
     """
     launcher = launcher or bwrap.best_launcher()
     try:
         encoded = isolate.run_encode(source, frames, fps, quality, limits, launcher)
-        decoded = isolate.run_decode(source, encoded.bitstream, limits, launcher)
-        again = isolate.run_decode(source, encoded.bitstream, limits, launcher)
+    except isolate.SandboxError as exc:
+        return RungRun(error=str(exc), isolation=launcher.isolation)
+    return RungRun(None, launcher.isolation, encoded.bitstream, encoded.seconds)
+
+
+def decode_rung(
+    source: str, bitstream: bytes, limits: isolate.Limits, launcher: isolate.Launcher | None
+) -> tuple[RungRun, list[Frame]]:
+    """Decode twice in two fresh sandboxes; the two decodes must be identical.
+
+    Returns the decoded frames beside the result, so an executor can keep them where they
+    were made. The runner starts no decode of an experiment before all its encodes ended, so
+    no encoder of the experiment is alive to pass a decoder the source frames.
+    """
+    launcher = launcher or bwrap.best_launcher()
+    try:
+        decoded = isolate.run_decode(source, bitstream, limits, launcher)
+        again = isolate.run_decode(source, bitstream, limits, launcher)
     except isolate.SandboxError as exc:
         return RungRun(error=str(exc), isolation=launcher.isolation), []
     difference = first_difference(decoded.frames, again.frames)
@@ -79,8 +94,7 @@ def run_rung(
             "decoder is not deterministic: two decodes of the same bitstream differ " + difference
         )
         return RungRun(error=reason, isolation=launcher.isolation), []
-    run = RungRun(None, launcher.isolation, encoded.bitstream, encoded.seconds, decoded.seconds)
-    return run, decoded.frames
+    return RungRun(None, launcher.isolation, seconds=decoded.seconds), decoded.frames
 
 
 @dataclass(frozen=True)

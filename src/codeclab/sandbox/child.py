@@ -14,6 +14,13 @@ Work directory files:
     decoded.yuv    decode's planes, laid out like frames.yuv; decoded.json: count, width, height
     error.json     on failure: kind, type, message, traceback tail
 
+Before the program is imported the child installs a Python audit hook (PEP 578), a second
+layer behind the static policy and the process wall: it refuses file access outside the work
+directory (reads of the interpreter's standard library and of the allowed packages excepted),
+process creation, signals, sockets, ctypes, and imports the program may not make. The first
+refusal ends the child at once (the program cannot catch it), with error.json naming it. The
+lab turns the hook off only to test the outer wall on its own (``job["audit"]``).
+
 The seed adapter (``seedcompat.py``, copied beside this file) calls program code, so it runs
 here in the child. The lab's parent side imports this module for the plane layout; nothing
 runs on import.
@@ -24,8 +31,10 @@ from __future__ import annotations
 import errno
 import importlib.util
 import json
+import os
 import resource
 import sys
+import sysconfig
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +79,140 @@ RLIMITS = {
     "open_files": (resource.RLIMIT_NOFILE, 1),
     "processes": (resource.RLIMIT_NPROC, 1),
 }
+
+
+# Audit events refused outright: process creation and signals, sockets, ctypes, new hooks.
+REFUSED_EVENTS = frozenset(
+    {
+        "os.system",
+        "os.exec",
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.kill",
+        "os.killpg",
+        "subprocess.Popen",
+        "pty.spawn",
+        "sys.addaudithook",
+        "sys.setprofile",
+        "sys.settrace",
+    }
+)
+REFUSED_EVENT_PREFIXES = ("socket.", "ctypes.", "_ctypes.")
+# Events whose first arguments are paths the program changes: they must be in the work dir.
+WRITE_EVENTS = {
+    "os.remove": 1,
+    "os.rmdir": 1,
+    "os.mkdir": 1,
+    "os.chmod": 1,
+    "os.chown": 1,
+    "os.truncate": 1,
+    "os.utime": 1,
+    "os.rename": 2,
+    "os.link": 2,
+    "os.symlink": 2,
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+class AuditGuard:
+    """The audit hook's rules: where the program may read and write, and what it may import.
+
+    ``allowed_imports`` and ``forbidden_modules`` come from the lab (the contract's lists),
+    so this file stays free of codeclab. An import counts as the program's when the code that
+    asked for it is not a file of the trusted read roots: ``program.py`` itself, or code it
+    generated (a string annotation that ``typing`` evaluates runs as ``<string>``).
+    """
+
+    def __init__(
+        self, workdir: Path, allowed_imports: Sequence[str], forbidden_modules: Sequence[str]
+    ) -> None:
+        self.workdir = str(workdir.resolve())
+        self.allowed_imports = frozenset(allowed_imports)
+        self.forbidden_modules = tuple(forbidden_modules)
+        paths = sysconfig.get_paths()
+        roots = {paths["stdlib"], paths["platstdlib"], *(p for p in sys.path if p.endswith(".zip"))}
+        for name in self.allowed_imports:
+            spec = importlib.util.find_spec(name) if name != "__future__" else None
+            if spec is not None and spec.origin and spec.origin not in {"built-in", "frozen"}:
+                roots.update(spec.submodule_search_locations or [spec.origin])
+                # its metadata too: scipy.sparse reads numpy's version through it
+                roots.update(map(str, Path(spec.origin).parents[1].glob(f"{name}-*.dist-info")))
+        self.read_roots = tuple(sorted(os.path.realpath(root) for root in roots))
+
+    def __call__(self, event: str, args: tuple) -> None:
+        problem = self.problem(event, args)
+        if problem is not None:
+            message = f"was refused by the sandbox: {problem}"[:MAX_MESSAGE_CHARS]
+            Path(ERROR).write_text(json.dumps({"kind": "contract", "message": message}))
+            os._exit(1)
+
+    def problem(self, event: str, args: tuple) -> str | None:
+        """Why ``event`` is refused, or None if it is allowed."""
+        if event in REFUSED_EVENTS or event.startswith(REFUSED_EVENT_PREFIXES):
+            return f"{event} is not allowed"
+        if event == "open":
+            return self._open_problem(args[0], args[1], args[2])
+        if event in WRITE_EVENTS:
+            paths = args[: WRITE_EVENTS[event]]
+            return next((p for path in paths if (p := self._path_problem(path, True))), None)
+        if event == "import":
+            return self._import_problem(args[0])
+        return None
+
+    def _open_problem(self, path: object, mode: object, flags: object) -> str | None:
+        if isinstance(mode, str):
+            write = any(letter in mode for letter in "wax+")
+        else:
+            write = isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+        return self._path_problem(path, write)
+
+    def _path_problem(self, path: object, write: bool) -> str | None:
+        if path is None or isinstance(path, int):  # the work directory, or a descriptor
+            return None
+        try:
+            real = os.path.realpath(os.fsdecode(path))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return f"a path of type {type(path).__name__} is not allowed"
+        roots = (self.workdir,) if write else (self.workdir, *self.read_roots)
+        if any(_inside(real, root) for root in roots):
+            return None
+        action = "writing" if write else "reading"
+        return f"{action} {real!r} is not allowed: outside the work directory"
+
+    def _import_problem(self, module: object) -> str | None:
+        name = str(module)
+        if not self._program_is_importing():
+            return None
+        parts = name.split(".")
+        private = any(part.startswith("_") for part in parts[1:])
+        forbidden = any(name == bad or name.startswith(f"{bad}.") for bad in self.forbidden_modules)
+        if parts[0] not in self.allowed_imports or private or forbidden:
+            return f"import of '{name}' is not allowed"
+        return None
+
+    def _program_is_importing(self) -> bool:
+        """Whether the nearest frame outside the import machinery is not a trusted file."""
+        frame = sys._getframe(1)
+        while frame is not None and (
+            frame.f_globals is globals() or frame.f_code.co_filename.startswith("<frozen ")
+        ):
+            frame = frame.f_back
+        if frame is None:
+            return False
+        filename = frame.f_code.co_filename
+        return not (os.path.isabs(filename) and any(_inside(filename, r) for r in self.read_roots))
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def install_guard(job: dict) -> None:
+    """Install the audit hook for the program about to load, unless the lab turned it off."""
+    if job.get("audit", True):
+        sys.addaudithook(AuditGuard(Path.cwd(), job["allowed_imports"], job["forbidden_modules"]))
 
 
 class BitstreamTooLarge(Exception):
@@ -239,6 +382,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(Path(JOB).read_text())
     Path(JOB).unlink()
     apply_limits(job["limits"])
+    install_guard(job)
     try:
         MODES[argv[1]](job)
     except BaseException as exc:  # anything the program does ends here, reported

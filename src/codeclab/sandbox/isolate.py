@@ -17,6 +17,8 @@ cannot make the lab read a host file (or block on a pipe) in its place.
 from __future__ import annotations
 
 import ast
+import ctypes
+import functools
 import json
 import math
 import os
@@ -37,7 +39,13 @@ from typing import BinaryIO
 
 import numpy as np
 
-from codeclab.contract import ContractError, Style, detect_style
+from codeclab.contract import (
+    FORBIDDEN_SUBMODULES,
+    ContractError,
+    Style,
+    allowed_roots,
+    detect_style,
+)
 from codeclab.frames import Frame, FrameMismatch, check_frames
 from codeclab.sandbox import child
 
@@ -49,6 +57,7 @@ MAX_RESULT_JSON_BYTES = 64 * 1024
 READER_JOIN_SECONDS = 5.0
 REAP_SECONDS = 5.0  # how long to wait for a killed child's processes to be gone
 MAX_WATCHED_CHILDREN = 64
+PR_SET_DUMPABLE = 4  # linux/prctl.h
 
 # Calibration of Limits.for_clip: 30 frames of 320x240 get 60 CPU seconds.
 _REFERENCE_PIXEL_FRAMES = 320 * 240 * 30
@@ -118,6 +127,8 @@ class Launcher:
     prepare: Callable[[Path], None] | None = None
     supervisor: bool = False
     signal_status_base: int | None = None
+    # The child's audit hook (see codeclab.sandbox.child); off only to test the outer wall.
+    audit: bool = True
 
     def argv(self, workdir: Path, mode: str) -> list[str]:
         prefix = list(self.wrapper(workdir)) if self.wrapper else []
@@ -131,7 +142,48 @@ class Launcher:
         return status
 
 
-WEAK = Launcher()
+SANDBOX_UID = SANDBOX_GID = 65534  # nobody
+
+
+def hand_to_sandbox_user(workdir: Path) -> None:
+    """Give the filled work directory to the sandbox's uid, so the child may write there."""
+    os.chown(workdir, SANDBOX_UID, SANDBOX_GID)
+    for entry in os.scandir(workdir):
+        os.chown(entry.path, SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+
+
+def _as_nobody(setpriv: str) -> Wrapper:
+    """``setpriv`` in front of the child: uid nobody, keeping only CAP_DAC_READ_SEARCH.
+
+    That capability lets it reach the interpreter where root installed it (under /root,
+    which nobody cannot traverse), as a root child could. Being another uid without
+    CAP_SYS_PTRACE, it cannot read the lab's processes (/proc/<pid>/environ, the keys in
+    it), signal them, or write the lab's files.
+    """
+    only = "-all,+dac_read_search"
+    argv = [
+        setpriv,
+        f"--reuid={SANDBOX_UID}",
+        f"--regid={SANDBOX_GID}",
+        "--clear-groups",
+        f"--inh-caps={only}",
+        f"--ambient-caps={only}",
+        f"--bounding-set={only}",
+        "--no-new-privs",
+        "--",
+    ]
+    return lambda workdir: argv
+
+
+def _weak_launcher() -> Launcher:
+    """As root the weak child runs as nobody; otherwise the lab hides its own process."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and setpriv:
+        return Launcher(wrapper=_as_nobody(setpriv), prepare=hand_to_sandbox_user)
+    return Launcher()
+
+
+WEAK = _weak_launcher()
 
 
 class SandboxError(Exception):
@@ -173,6 +225,16 @@ class _Outcome:
     output: str = field(repr=False)
 
 
+def _guard_job(launcher: Launcher) -> dict[str, object]:
+    """What the child's audit hook needs: whether it is on, and the contract's import lists."""
+    return {
+        "audit": launcher.audit,
+        # the policy decides torch; a published decoder file imports hashlib itself
+        "allowed_imports": sorted(allowed_roots(allow_torch=True) | {"hashlib"}),
+        "forbidden_modules": sorted(FORBIDDEN_SUBMODULES),
+    }
+
+
 def scrubbed_env(workdir: Path) -> dict[str, str]:
     """An environment built from nothing, so no secret of the lab's can reach a program."""
     return {
@@ -211,6 +273,7 @@ def run_encode(
         "count": len(frames),
         "fps": float(fps),
         "quality": int(quality),
+        **_guard_job(launcher),
     }
     with _workdir(program_source, job) as workdir:
         child.write_planes(workdir / child.FRAMES, frames)
@@ -235,7 +298,11 @@ def run_decode(
     # Only the program's style and the limits travel: nothing about the source. (The limits
     # scale with pixels x frames, so a program that escapes the policy could read that
     # product back from getrlimit; never the width, height or count.)
-    job = {"style": style or _style(program_source), "limits": limits.rlimits()}
+    job = {
+        "style": style or _style(program_source),
+        "limits": limits.rlimits(),
+        **_guard_job(launcher),
+    }
     with _workdir(program_source, job) as workdir:
         (workdir / child.BITSTREAM).write_bytes(bitstream)
         outcome = _run_child("decode", workdir, limits, launcher)
@@ -281,7 +348,67 @@ def _workdir(program_source: str, job: dict[str, object]) -> Iterator[Path]:
         (workdir / child.JOB).write_text(json.dumps(job))
         yield workdir
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove_tree(workdir)
+
+
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _remove_tree(root: Path) -> None:
+    """Remove a work directory however deep the program nested it, never following a link.
+
+    ``shutil.rmtree`` recurses and holds a descriptor per level: 3000 nested directories end
+    in RecursionError. Here every subdirectory is first moved up to the root, so the tree is
+    flat and two descriptors suffice. What cannot be removed is left, as rmtree's
+    ``ignore_errors`` would.
+    """
+    with suppress(OSError):
+        root_fd = os.open(root, _OPEN_DIRECTORY)
+        try:
+            pending = _empty_directory(root_fd, root_fd, set())
+            moved = set(pending)
+            while pending:
+                name = pending.pop()
+                with suppress(OSError):
+                    fd = os.open(name, _OPEN_DIRECTORY, dir_fd=root_fd)
+                    try:
+                        pending += _empty_directory(fd, root_fd, moved)
+                    finally:
+                        os.close(fd)
+                    os.rmdir(name, dir_fd=root_fd)
+        finally:
+            os.close(root_fd)
+        os.rmdir(root)
+
+
+def _empty_directory(fd: int, root_fd: int, taken: set[str]) -> list[str]:
+    """Unlink what ``fd`` holds and move its subdirectories into the root; their new names.
+
+    ``taken``: names already in use in the root, kept up to date (for the root itself, the
+    subdirectories stay where they are).
+    """
+    subdirectories = []
+    with os.scandir(fd) as entries:
+        listed = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    for name, is_dir in listed:
+        with suppress(OSError):
+            if not is_dir:
+                os.unlink(name, dir_fd=fd)
+            elif fd == root_fd:
+                subdirectories.append(name)
+            else:
+                flat = _free_name(taken)
+                os.rename(name, flat, src_dir_fd=fd, dst_dir_fd=root_fd)
+                subdirectories.append(flat)
+    return subdirectories
+
+
+def _free_name(taken: set[str]) -> str:
+    name = f"flat-{len(taken)}"
+    while name in taken:
+        name += "+"
+    taken.add(name)
+    return name
 
 
 def _run_child(mode: str, workdir: Path, limits: Limits, launcher: Launcher) -> _Outcome:
@@ -289,6 +416,8 @@ def _run_child(mode: str, workdir: Path, limits: Limits, launcher: Launcher) -> 
     capture = _OutputCapture(limits.max_output_bytes)
     if launcher.prepare:
         launcher.prepare(workdir)
+    if launcher.isolation == ISOLATION:
+        _hide_lab_process()
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -325,11 +454,25 @@ def _run_child(mode: str, workdir: Path, limits: Limits, launcher: Launcher) -> 
         output=capture.text(),
     )
     if outcome.timed_out or outcome.returncode != 0:
-        reason, detail = _failure(mode, outcome, _read_json(workdir / child.ERROR), limits)
+        reason, detail = _failure(mode, outcome, _read_error(workdir), limits)
         if outcome.output:
             detail = f"{detail}\noutput:\n{outcome.output}".strip()
         raise SandboxError(mode, reason, detail)
     return outcome
+
+
+@functools.cache
+def _hide_lab_process() -> None:
+    """Make the lab's process non-dumpable before a child of its own uid starts.
+
+    The kernel then gives /proc/<lab>/environ, mem and the rest to root and refuses them to
+    a same-uid process without CAP_SYS_PTRACE (ptrace access mode checks), so a weak child
+    cannot read the lab's keys from its parent. (It also ends core dumps and same-uid
+    debuggers attaching to the lab.) Root children are run as another uid instead.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def _wait_for_exit(pid: int, timeout: float) -> bool:
@@ -440,19 +583,45 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+_ERROR_KINDS = frozenset({"too_big", "file_size", "contract", "memory", "raised", "workdir_full"})
+_ERROR_TEXTS = ("type", "message", "traceback")
+
+
+def _read_error(workdir: Path) -> dict | None:
+    """The child's error record, or None when it is absent or not shaped as the child writes
+    it: a program can write error.json itself and exit, so no field is trusted to be there
+    or to have its type."""
+    error = _read_json(workdir / child.ERROR)
+    if error is None:
+        return None
+    texts = [error.get(key, "") for key in _ERROR_TEXTS]
+    size = error.get("size", 0)
+    well_formed = (
+        all(isinstance(value, str) for value in [error.get("kind"), *texts])
+        and error["kind"] in _ERROR_KINDS
+        and type(size) is int
+        and size >= 0
+    )
+    return error if well_formed else None
+
+
 def _error_reason(actor: str, error: dict, limits: Limits) -> tuple[str, str]:
-    """Word the child's error record; program-chosen text is cut to one short line."""
-    kind = error.get("kind")
+    """Word the child's error record (checked by :func:`_read_error`); program-chosen text is
+    cut to one short line, the traceback to the child's own cap."""
+    kind = error["kind"]
     message = _one_line(error.get("message", ""))
-    traceback_tail = str(error.get("traceback", ""))
+    traceback_tail = error.get("traceback", "")[-child.MAX_TRACEBACK_CHARS :]
     if kind == "too_big":
-        return _too_big(int(error.get("size", 0)), limits.max_bitstream_bytes), ""
+        return _too_big(error.get("size", 0), limits.max_bitstream_bytes), ""
     if kind == "file_size":
         return _file_size_reason(actor, limits), traceback_tail
     if kind == "contract":
         return f"{actor} {message}", ""
     if kind == "memory":
         return f"{actor} ran out of memory (limit {limits.memory_mb} MB)", traceback_tail
+    if kind == "workdir_full":  # written by the strong sandbox's init, size: the cap
+        cap = error.get("size", 0) / MiB
+        return f"{actor} filled its work directory: the total size cap is {cap:.0f} MB", ""
     return f"{actor} raised {_one_line(error.get('type', '?'))}: {message}", traceback_tail
 
 
@@ -509,7 +678,7 @@ def _read_json(path: Path) -> dict | None:
             if opened is None or opened[1] > MAX_RESULT_JSON_BYTES:
                 return None
             value = json.loads(opened[0].read(MAX_RESULT_JSON_BYTES).decode("utf-8"))
-    except (_NotAPlainFile, OSError, ValueError):
+    except (_NotAPlainFile, OSError, ValueError, RecursionError):  # RecursionError: nesting
         return None
     return value if isinstance(value, dict) else None
 

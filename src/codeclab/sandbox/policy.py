@@ -13,7 +13,14 @@ Judgement calls, so a reader knows where the line is:
   library objects they lead to internals (``np._core``, ``arr.ctypes._ctypes``).
 - ``getattr``/``setattr``/``delattr`` need a constant, ordinary attribute name.
 - Forbidden builtin names are refused in any position, so ``input = ...`` must be renamed.
-- ``memoryview``, ``type``, ``print`` and ``hasattr`` are harmless and allowed.
+- ``memoryview``, ``type``, ``print`` and ``hasattr`` are harmless and allowed; ``id`` is not
+  (an address plus a strided view reads and writes any memory).
+- A string annotation must be a plain type expression (names, dotted names, subscripts,
+  ``|``), checked like code: ``typing`` may evaluate it (``singledispatch`` does, through
+  ``get_type_hints``), so a call hidden in one would run unseen. ``singledispatch`` and
+  ``get_type_hints`` are refused too.
+- Defining ``__array_interface__`` and the other array-protocol methods is refused: they hand
+  numpy a raw address.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ FORBIDDEN_NAMES = {
     "input": "programs get no interactive input",
     "breakpoint": "programs get no interactive input",
     "help": "programs get no interactive input",
+    "id": "programs may not use memory addresses",
 }
 ATTRIBUTE_BUILTINS = frozenset({"getattr", "setattr", "delattr"})
 
@@ -51,6 +59,7 @@ _FILES = "it reads or writes files"
 _NATIVE = "it reaches native code or compilers"
 _CODE = "it runs generated code"
 _FRAMES = "it reaches interpreter frames"
+_MEMORY = "it reads or writes raw memory"
 FORBIDDEN_ATTRIBUTES = {
     **dict.fromkeys(
         (
@@ -63,6 +72,10 @@ FORBIDDEN_ATTRIBUTES = {
             "save",
             "savez",
             "savez_compressed",
+            "save_npz",
+            "load_npz",
+            "read_array",
+            "write_array",
             "fromfile",
             "tofile",
             "dump",
@@ -97,7 +110,18 @@ FORBIDDEN_ATTRIBUTES = {
         ),
         _NATIVE,
     ),
-    **dict.fromkeys(("get_type_hints", "ForwardRef", "make_dataclass", "compile"), _CODE),
+    **dict.fromkeys(
+        (
+            "get_type_hints",
+            "ForwardRef",
+            "make_dataclass",
+            "compile",
+            "singledispatch",
+            "singledispatchmethod",
+        ),
+        _CODE,
+    ),
+    **dict.fromkeys(("as_strided", "DummyArray", "byte_bounds"), _MEMORY),
     **dict.fromkeys(
         (
             "gi_frame",
@@ -121,6 +145,31 @@ FORBIDDEN_ATTRIBUTES = {
 ALLOWED_DUNDER_ATTRIBUTES = frozenset({"__init__", "__name__", "__doc__"})
 ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__doc__", "__all__", "__slots__", "__version__"})
 PRIVATE_ATTRIBUTE_OWNERS = frozenset({"self", "cls"})
+# Methods through which numpy (or the buffer protocol) takes a raw address from an object.
+FORBIDDEN_DUNDER_METHODS = frozenset(
+    {
+        "__array_interface__",
+        "__array_struct__",
+        "__cuda_array_interface__",
+        "__dlpack__",
+        "__dlpack_device__",
+        "__buffer__",
+        "__release_buffer__",
+    }
+)
+# What a string annotation may contain: a type expression, nothing that runs.
+TYPE_EXPRESSION_NODES = (
+    ast.Expression,
+    ast.Name,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Tuple,
+    ast.List,
+    ast.Constant,
+    ast.BinOp,
+    ast.BitOr,
+    ast.Load,
+)
 
 
 @dataclass(frozen=True)
@@ -277,8 +326,46 @@ class _PolicyVisitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        if _is_dunder(node.name) and id(node) not in self._methods:
+        if node.name in FORBIDDEN_DUNDER_METHODS:
+            self._refuse(node, f"defining '{node.name}' is not allowed: {_MEMORY}")
+        elif _is_dunder(node.name) and id(node) not in self._methods:
             self._refuse(node, f"'{node.name}' may only be defined as a method in a class")
+        arguments = node.args
+        every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        every += [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+        for annotation in [arg.annotation for arg in every] + [node.returns]:
+            self._check_annotation(annotation)
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._check_annotation(node.annotation)
+        self.generic_visit(node)
+
+    def _check_annotation(self, annotation: ast.expr | None) -> None:
+        """Check the strings inside an annotation as the code ``typing`` would run."""
+        if annotation is None:
+            return
+        for node in ast.walk(annotation):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                self._check_string_annotation(node)
+
+    def _check_string_annotation(self, node: ast.Constant) -> None:
+        shown = f"{node.value[:60]!r}"
+        try:
+            tree = ast.parse(node.value.strip(), mode="eval")
+        except (SyntaxError, ValueError):
+            self._refuse(node, f"string annotation {shown} is not a type expression")
+            return
+        if not all(isinstance(part, TYPE_EXPRESSION_NODES) for part in ast.walk(tree)):
+            self._refuse(
+                node,
+                f"string annotation {shown} is not a plain type expression (names, dotted "
+                "names, subscripts): typing may evaluate it",
+            )
+            return
+        for part in ast.walk(tree):
+            part.lineno = node.lineno  # type: ignore[attr-defined]
+        self.visit(tree)
+        self._check_annotation(tree.body)

@@ -65,6 +65,7 @@ from codeclab.record import (
     PhaseRecord,
     Reasoning,
     RungResult,
+    Screen,
     Target,
     utcnow,
 )
@@ -162,8 +163,11 @@ class Experiment(Base):
     bd_rate: Mapped[dict[str, Any]] = mapped_column(JSON)
     bd_rate_train: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     bd_rate_holdout: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bd_rate_wide: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     test_set: Mapped[str | None] = mapped_column(String(200))
     holdout_is_train: Mapped[bool | None] = mapped_column(Boolean)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    screen: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     target: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     artifacts: Mapped[dict[str, Any]] = mapped_column(JSON)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -589,8 +593,11 @@ class ExperimentStore:
             bd_rate=_bd_json(r.bd_rate),
             bd_rate_train=_bd_json(r.bd_rate_train),
             bd_rate_holdout=_bd_json(r.bd_rate_holdout),
+            bd_rate_wide=_bd_json(r.bd_rate_wide),
             test_set=r.test_set,
             holdout_is_train=r.holdout_is_train,
+            stage=r.stage,
+            screen=r.screen.model_dump() if r.screen else None,
             target=r.target.model_dump() if r.target else None,
             artifacts=r.artifacts.model_dump(),
             versions=r.versions,
@@ -866,8 +873,11 @@ class ExperimentStore:
             bd_rate=_bd_table(row.bd_rate),
             bd_rate_train=_bd_table(row.bd_rate_train),
             bd_rate_holdout=_bd_table(row.bd_rate_holdout),
+            bd_rate_wide=_bd_table(row.bd_rate_wide),
             test_set=row.test_set,
             holdout_is_train=bool(row.holdout_is_train),
+            stage=row.stage,
+            screen=Screen(**row.screen) if row.screen else None,
             target=Target(**row.target) if row.target else None,
             phases=[
                 PhaseRecord(name=p.name, status=p.status, seconds=p.seconds, error=p.error)

@@ -1,7 +1,6 @@
 # ruff: noqa: F821 - PROGRAM, PROGRAM_SHA256, PROGRAM_STYLE, CODECLAB_FPS and the seedcompat
 # functions are defined above this text in a published decoder file.
 # ---- codeclab: standalone decoder entry points -----------------------------------------------
-import argparse as _argparse
 import hashlib as _hashlib
 import sys as _sys
 import types as _types
@@ -17,7 +16,7 @@ def _program():
             raise RuntimeError(
                 f"program text has sha256 {digest}, the header says {PROGRAM_SHA256}"
             )
-        module = _types.ModuleType("codeclab_program")
+        module = _types.ModuleType("program")  # the name it has in the lab's sandbox
         _sys.modules[module.__name__] = module  # dataclasses look their module up here
         exec(compile(PROGRAM, "program.py", "exec"), module.__dict__)
         _LOADED["program"] = module
@@ -58,6 +57,8 @@ def _write_y4m(path: str, frames: list, fps: float) -> None:
 
 
 def _main() -> None:
+    import argparse as _argparse  # here, not above: the lab's sandbox refuses it to programs
+
     parser = _argparse.ArgumentParser(description="Decode a codeclab bitstream to Y4M.")
     parser.add_argument("bitstream", help="the .bin file the encoder wrote")
     parser.add_argument("-o", "--output", required=True, help="the .y4m file to write")
@@ -65,6 +66,8 @@ def _main() -> None:
     args = parser.parse_args()
     with open(args.bitstream, "rb") as source:
         frames = decode(source.read())
+    if not frames:
+        _sys.exit(f"{args.bitstream}: the program decoded no frames from it")
     _write_y4m(args.output, frames, args.fps)
     height, width = frames[0][0].shape
     print(f"{len(frames)} frames of {width}x{height} written to {args.output}")

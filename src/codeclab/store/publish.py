@@ -3,6 +3,7 @@
 A decoder file holds the program's text verbatim as a string, with its sha256, and loads it
 into a module of its own after checking that hash: the program's names cannot collide with
 the wrapper's, its ``from __future__`` imports stay valid, and an altered file refuses to run.
+That module is named ``program``, as in the lab's sandbox, so ``__name__`` reads the same.
 After it come the seed adapter (for seed-style programs and the BGR interface) and the entry
 points: ``decode``, ``decompress_video_frame`` and ``python decoder.py IN.bin -o OUT.y4m``.
 It needs numpy and the program's own imports, never codeclab.
@@ -125,8 +126,16 @@ def decode_published(decoder_text: str, bitstream: bytes, limits: Limits) -> lis
 
 
 def check_decoder(decoder_text: str, bitstream: bytes, decoded_sha256: str, limits: Limits) -> None:
-    """Raise :class:`DecoderMismatch` unless the decoder file reproduces ``decoded_sha256``."""
-    digest = frames_sha256(decode_published(decoder_text, bitstream, limits))
+    """Raise :class:`DecoderMismatch` unless the decoder file reproduces ``decoded_sha256``.
+
+    A program can tell the decoder file from the lab's sandbox (the call stack is one frame
+    deeper) and decode nothing there: that is a mismatch with its reason, like any other."""
+    frames = decode_published(decoder_text, bitstream, limits)
+    if not frames:
+        raise DecoderMismatch(
+            "the published decoder returned no frames, where the lab decoded pictures"
+        )
+    digest = frames_sha256(frames)
     if digest != decoded_sha256:
         raise DecoderMismatch(
             f"the published decoder's pictures (sha256 {digest[:12]}…) differ from the lab's "

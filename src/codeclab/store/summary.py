@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from codeclab.config import Settings
 from codeclab.record import Artifacts, ExperimentRecord, Reasoning, Status
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: records of weak isolation do not rank
 HEADLINE = ("kbps", "psnr_y", "ssim_y", "ms_ssim_y", "bd_rate_x265")
 STATUSES: tuple[str, ...] = get_args(Status)
 BASELINE_ENCODERS: tuple[str, ...] = get_args(
@@ -138,8 +138,10 @@ class CampaignProgress(BaseModel):
 
 
 def holdout_bd_rates(record: ExperimentRecord) -> dict[str, float]:
-    """The leaderboard BD-rate (holdout clips, PSNR-Y) against each baseline, when ok."""
-    if record.status != "ok":
+    """The leaderboard BD-rate (holdout clips, PSNR-Y) against each baseline, when it ranks."""
+    from codeclab.campaign import ranks
+
+    if not ranks(record):
         return {}
     rates = {}
     for encoder in record.baselines.keys() | record.bd_rate_holdout.keys() | record.bd_rate.keys():
@@ -151,9 +153,10 @@ def holdout_bd_rates(record: ExperimentRecord) -> dict[str, float]:
 
 def _x265_quality(record: ExperimentRecord) -> tuple[float, str] | None:
     """(kbps, clip) by :data:`X265_QUALITY_RULE`, or None."""
+    from codeclab.campaign import ranks
     from codeclab.evaluate.rd import value_at_rate  # scipy: only where summaries are made
 
-    if record.status != "ok":
+    if not ranks(record):
         return None
     holdout = {c.sha256 for c in record.clips if c.split != "train"}
     curves = {

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from codeclab.config import Settings
+from codeclab.evaluate.bdrate import describe_range
 from codeclab.record import ExperimentRecord
 from codeclab.store import links
 from codeclab.store.artifacts import (
@@ -49,11 +50,12 @@ def bd_note(value: float | None, encoder: str) -> str:
     """A BD-rate in a sentence that cannot be misread: which way, and how many bits."""
     if value is None:
         return "no BD-rate"
+    over = f"over the {describe_range(encoder)}"
     if value < 0:
-        return f"better: {-value:.2f}% fewer bits than {encoder} for the same PSNR-Y"
+        return f"better: {-value:.2f}% fewer bits than {encoder} for the same PSNR-Y, {over}"
     if value > 0:
-        return f"worse: {value:.2f}% more bits than {encoder} for the same PSNR-Y"
-    return f"equal: as many bits as {encoder} for the same PSNR-Y"
+        return f"worse: {value:.2f}% more bits than {encoder} for the same PSNR-Y, {over}"
+    return f"equal: as many bits as {encoder} for the same PSNR-Y, {over}"
 
 
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:

@@ -184,7 +184,7 @@ class FrameCache:
             raise Unavailable(404, "the program's source is not stored: it cannot decode here")
         bitstream = self._bitstream(record, result)
         launcher = best_launcher()
-        if self.settings.require_strong_isolation and launcher.isolation != "strong":
+        if not self.settings.allow_weak_isolation and launcher.isolation != "strong":
             raise Unavailable(503, "strong isolation is required and bubblewrap does not work")
         limits = isolate.Limits.for_clip(clip.width, clip.height, clip.frames)
         try:

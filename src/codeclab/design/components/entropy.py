@@ -20,6 +20,9 @@ ADAPT_WINDOW = 1024  # @param int 32..16384
 AR_INC = 32
 AR_FAMILY = constriction.stream.model.Categorical(perfect=False)
 AR_HALF = constriction.stream.model.Categorical(np.array([0.5, 0.5], np.float32), perfect=False)
+# Bit accounting for the lab's own benches (benchmarks/bench_bits.py), which set it in their
+# in-process namespace to a function (key, bits); None in every program run.
+BIT_LOG = None
 """
 _RANGE_CODER = '''\
 def entropy_config():
@@ -67,6 +70,7 @@ class EntropyCoder:
     def model(self, key, n_ctx, n_sym, flat=False):
         if key not in self.models:
             self.models[key] = AdaptiveModel(n_ctx, n_sym, self.window, flat)
+            self.models[key].key = key
         return self.models[key]
 
     def sym(self, model, ctx, values):
@@ -78,12 +82,16 @@ class EntropyCoder:
             out = np.asarray(values, np.int64)
         else:
             out = self.dec.decode(AR_FAMILY, probs).astype(np.int64)
+        if BIT_LOG is not None:
+            BIT_LOG(model.key, -np.log2(probs[np.arange(len(out)), out] / model.totals[ctx]).sum())
         model.update(ctx, out)
         return out
 
-    def bits(self, values, n):
+    def bits(self, values, n, key):
         if n == 0:
             return np.zeros(0, np.int64)
+        if BIT_LOG is not None:
+            BIT_LOG(key, float(n))
         if self.encoding:
             self.enc.encode(np.asarray(values, np.int32), AR_HALF)
             return np.asarray(values, np.int64)
@@ -103,11 +111,14 @@ class EntropyCoder:
             x = self.sym(exp_model, np.zeros(n_esc, np.int64), x if self.encoding else None)
             owner = np.repeat(np.arange(n_esc), x)
             shift = np.arange(int(x.sum())) - np.repeat(np.cumsum(x) - x, x)
-            b = self.bits((v[owner] >> shift) & 1 if self.encoding else None, len(owner))
+            b = self.bits(
+                (v[owner] >> shift) & 1 if self.encoding else None, len(owner), (kind, "escape")
+            )
             rest = np.bincount(owner, weights=b << shift, minlength=n_esc).astype(np.int64)
             mags[pos] = escape + (1 << x) + rest - 1
         nz = np.nonzero(mags)
-        sign = self.bits((values[nz] < 0).astype(np.int64) if self.encoding else None, len(nz[0]))
+        given = (values[nz] < 0).astype(np.int64) if self.encoding else None
+        sign = self.bits(given, len(nz[0]), (kind, "sign"))
         mags[nz] *= 1 - 2 * sign
         return mags
 

@@ -49,14 +49,16 @@ def intra_predictors(top, left, corner, b, cfg):
 DIRECTIONAL = component(
     "intra",
     "directional",
-    "DC, vertical, horizontal and planar prediction, best chosen per block by SAD",
+    "DC, vertical, horizontal and planar prediction, best chosen per block by D + lambda R",
     '''
 # Number of intra modes tried: 1 = DC, 3 = +vertical/horizontal, 4 = +planar.
 INTRA_MODES = 4  # @param choice 1,3,4
+# Lagrange multiplier (times step^2) of the RD mode choice; 0 = least SATD.
+INTRA_LAMBDA = 0.05  # @param float 0.0..1.0
 
 
 def intra_config():
-    return {"INTRA_MODES": INTRA_MODES}
+    return {"INTRA_MODES": INTRA_MODES, "INTRA_LAMBDA": INTRA_LAMBDA}
 
 
 def intra_predictors(top, left, corner, b, cfg):
@@ -77,6 +79,8 @@ ANGULAR = component(
 # then diagonal down-right, vertical-right, horizontal-down, horizontal-up, vertical and
 # horizontal tilted by a quarter pixel per row, vertical-left and diagonal down-left.
 ANGULAR_MODES = 8  # @param choice 4,6,8,10,12
+# Lagrange multiplier (times step^2) of the RD mode choice; 0 = least SATD.
+INTRA_LAMBDA = 0.0  # @param float 0.0..1.0
 
 # The angles after the first four, as (family, slope): family 0 predicts down the columns
 # from the top row, 1 along the rows from the left column (the transpose); slope: pixels
@@ -95,7 +99,7 @@ ANGULAR_DIRECTIONS = (
 
 
 def intra_config():
-    return {"INTRA_MODES": ANGULAR_MODES}
+    return {"INTRA_MODES": ANGULAR_MODES, "INTRA_LAMBDA": INTRA_LAMBDA}
 
 
 def angular_smooth(top, left, corner):

@@ -115,13 +115,13 @@ def six_tap(a, axis):
 def interpolate(p, s):
     """Plane ``p`` (3-pixel edge margin) at 1/s pel: integer 6-tap halves (the centre
     one filtered twice), rounded and clipped as in H.264; quarters average neighbours."""
-    p = np.round(p).astype(np.int64)
+    p = np.round(p).astype(np.int32)  # the filters' sums stay far below 2^31
     g = p[3:-3, 3:-3]
     if s == 1:
         return g.astype(np.float64)
     hh, ww = g.shape
     b1 = six_tap(p, 1)[:, 1 : 1 + ww]
-    up = np.empty((2 * hh, 2 * ww), np.int64)
+    up = np.empty((2 * hh, 2 * ww), np.int32)
     up[0::2, 0::2] = g
     up[0::2, 1::2] = np.clip((b1[3:-3] + 16) >> 5, 0, 255)
     up[1::2, 0::2] = np.clip((six_tap(p[:, 3:-3], 0)[1 : 1 + hh] + 16) >> 5, 0, 255)
@@ -130,12 +130,12 @@ def interpolate(p, s):
         return up.astype(np.float64)
     e = np.pad(up, ((0, 1), (0, 1)), mode="edge")
     right, down, diag = e[:-1, 1:], e[1:, :-1], e[1:, 1:]
-    q = np.empty((4 * hh, 4 * ww), np.int64)
+    q = np.empty((4 * hh, 4 * ww))
     q[0::2, 0::2] = up
     q[0::2, 1::2] = (up + right + 1) >> 1
     q[1::2, 0::2] = (up + down + 1) >> 1
     q[1::2, 1::2] = (up + right + down + diag + 2) >> 2
-    return q.astype(np.float64)
+    return q
 '''
     + _REFINE,
 )
