@@ -181,7 +181,7 @@ def test_baseline_cache_is_shared_through_s3(endpoint, bucket, tmp_path, sample,
         raise AssertionError("a shared rung was encoded again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(baselines.EncoderProcess, "encode", no_encoding)
+        patch.setattr(baselines._Rungs, "encode", no_encoding)
         second = baselines.baseline_curve(
             frames, sample.fps, "c" * 64, "x264", tmp_path / "two", shared=shared
         )
@@ -197,7 +197,7 @@ def test_baseline_cache_is_shared_through_s3(endpoint, bucket, tmp_path, sample,
     record["rung"]["bytes"] += 1  # no longer the bitstream's size
     shared.put_bytes(f"{baselines.SHARED_PREFIX}/{victim}/rung.json", json.dumps(record).encode())
     with monkeypatch.context() as patch, pytest.raises(AssertionError, match="encoded again"):
-        patch.setattr(baselines.EncoderProcess, "encode", no_encoding)
+        patch.setattr(baselines._Rungs, "encode", no_encoding)
         baselines.baseline_curve(
             frames, sample.fps, "c" * 64, "x264", tmp_path / "three", shared=shared
         )
@@ -206,7 +206,7 @@ def test_baseline_cache_is_shared_through_s3(endpoint, bucket, tmp_path, sample,
     )
     assert [(r.crf, r.kbps, r.psnr_y) for r in third] == [(r.crf, r.kbps, r.psnr_y) for r in first]
     with monkeypatch.context() as patch:
-        patch.setattr(baselines.EncoderProcess, "encode", no_encoding)
+        patch.setattr(baselines._Rungs, "encode", no_encoding)
         healed = baselines.baseline_curve(
             frames, sample.fps, "c" * 64, "x264", tmp_path / "five", shared=shared
         )

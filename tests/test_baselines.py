@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
@@ -12,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from codeclab.evaluate import fork_server
 from codeclab.evaluate.baselines import (
     ENCODERS,
     RUNG_JSON,
@@ -23,6 +25,7 @@ from codeclab.evaluate.baselines import (
     settings,
 )
 from codeclab.evaluate.metrics import IDENTICAL_PSNR, score
+from codeclab.evaluate.rd import LOSSLESS_PSNR_DB
 from codeclab.frames import Frame
 from codeclab.media import frame_to_av
 
@@ -160,6 +163,71 @@ def test_x264_ladder_stops_short_of_lossless(frames: list[Frame], curves: dict) 
     rungs = baseline_curve(frames, FPS, CLIP, "x264", curves["cache"], cover_kbps=(1.0, 1e9))
     assert min(r.crf for r in rungs) == 1
     assert all(r.psnr_y < IDENTICAL_PSNR for r in rungs)
+
+
+def test_ladder_covers_the_candidates_psnr_range_at_both_ends(
+    frames: list[Frame], curves: dict
+) -> None:
+    # a candidate can sit below x264's lowest rung in quality at a higher rate (35 dB
+    # against 38 dB on a 720p clip): its kbps range alone does not make the ladder grow
+    default = curves["rungs"]["x264"]
+    low, high = default[0].psnr_y - 4, default[-1].psnr_y + 4
+    cover_kbps = (default[0].kbps, default[-1].kbps)
+    rungs = baseline_curve(
+        frames, FPS, CLIP, "x264", curves["cache"], cover_kbps=cover_kbps, cover_psnr=(low, high)
+    )
+    assert min(r.psnr_y for r in rungs) <= low
+    assert max(r.psnr_y for r in rungs) >= high
+    assert set(r.crf for r in default) < set(r.crf for r in rungs)
+    # the CRFs depend on the rungs' values only: from the cache the curve is the same
+    again = baseline_curve(
+        frames, FPS, CLIP, "x264", curves["cache"], cover_kbps=cover_kbps, cover_psnr=(low, high)
+    )
+    assert again == rungs
+
+
+def test_a_lossless_rung_stops_the_ladder_and_is_left_out(tmp_path: Path) -> None:
+    # a smooth ramp: x264 reaches the source exactly at a lossy CRF
+    ramp = np.tile(np.arange(64, dtype=np.uint8) + 60, (64, 1))
+    grey = np.full((32, 32), 128, np.uint8)
+    flat = [(ramp.copy(), grey.copy(), grey.copy()) for _ in range(4)]
+    rungs = baseline_curve(flat, FPS, "f" * 64, "x264", tmp_path, cover_psnr=(0.0, 99.0))
+    assert rungs and all(r.psnr_y < LOSSLESS_PSNR_DB for r in rungs)
+    lowest = min(r.crf for r in rungs)
+    assert lowest > ENCODERS["x264"].crf_range[0]
+    stopper = cached_rung(flat, FPS, "f" * 64, "x264", lowest - 5, tmp_path)
+    assert stopper.psnr_y >= LOSSLESS_PSNR_DB
+
+
+def test_a_failed_encode_says_why_and_leaves_nothing(frames: list[Frame], tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="x264 baseline at CRF -5: .*out of range"):
+        cached_rung(frames, FPS, CLIP, "x264", -5, tmp_path)
+    assert not list(tmp_path.iterdir())
+    assert cached_rung(frames, FPS, CLIP, "x264", 30, tmp_path).bytes > 0
+
+
+def die(shared: object, send: fork_server.Send, code: int) -> None:
+    os._exit(code)
+
+
+def pids(shared: object, send: fork_server.Send) -> tuple[int, int]:
+    return os.getpid(), os.getppid()
+
+
+def test_each_call_runs_in_a_fresh_fork_of_one_server() -> None:
+    with fork_server.session(("tests.test_baselines",), None) as session:
+        calls = [session.run(pids) for _ in range(3)]
+    assert len({pid for pid, _ in calls}) == 3  # never a process that ran a call before
+    assert len({parent for _, parent in calls}) == 1
+    assert calls[0][1] != os.getpid()  # forks of the server, never of the lab's process
+
+
+def test_a_fork_that_dies_is_an_error_not_a_hang() -> None:
+    with (
+        fork_server.session(("tests.test_baselines",), None) as session,
+        pytest.raises(RuntimeError, match="exited with code 3"),
+    ):
+        session.run(die, 3)
 
 
 def test_settings_and_version_state_the_encoder() -> None:

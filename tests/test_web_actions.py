@@ -197,7 +197,10 @@ def test_start_stop_and_resume_a_tiny_campaign(tmp_path: Path, small_clip_path: 
             assert state["running"] and state["started_by"] == "dashboard"
             assert state["iterations"] == 50 and TOKEN not in started.text
             pid = state["pid"]
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            # empty while the process is still in exec on a loaded machine: read it once set
+            environ_of = Path(f"/proc/{pid}/environ")
+            wait_for(lambda: environ_of.read_bytes(), what="the campaign's environment")
+            environ = environ_of.read_bytes()
             assert TOKEN.encode() not in environ  # nor the admin token's variable
             assert f"CODECLAB_HOME={settings.home.resolve()}".encode() in environ.split(b"\0")
             again = post(client, "/api/campaigns", {"iterations": 1}, **AUTH)

@@ -463,7 +463,8 @@ class Experiment:
         self, encoders: list[str], *, cover: bool
     ) -> dict[tuple[str, str], list[baselines.BaselineRung]]:
         """Each baseline's curve on each clip: its standard ladder, or (``cover``) extended
-        to span the candidate's rungs at both ends, for the wide figure."""
+        to span the candidate's rungs at both ends, in rate and in PSNR-Y, for the wide
+        figure."""
         settings = self.job.settings
         # with an S3 artifact store the baseline cache has a shared level there (a cluster's
         # nodes then encode each curve once between them)
@@ -473,8 +474,13 @@ class Experiment:
         work = []
         for clip in self.job.clips:
             mine = bdrate.lossy([r for r in self.record.results if r.clip_sha256 == clip.sha256])
-            kbps = (min(r.kbps for r in mine), max(r.kbps for r in mine)) if mine else None
-            work += [(clip, encoder, kbps if cover else None) for encoder in encoders]
+            spans = None
+            if cover and mine:
+                spans = (
+                    (min(r.kbps for r in mine), max(r.kbps for r in mine)),
+                    (min(r.psnr_y for r in mine), max(r.psnr_y for r in mine)),
+                )
+            work += [(clip, encoder, spans) for encoder in encoders]
         calls = [
             (
                 self._frames(clip),
@@ -482,11 +488,12 @@ class Experiment:
                 clip.sha256,
                 encoder,
                 (settings.cache_dir / "baselines").resolve(),
-                kbps,
+                spans[0] if spans else None,
                 settings.vmaf,
                 shared_s3,
+                spans[1] if spans else None,
             )
-            for clip, encoder, kbps in work
+            for clip, encoder, spans in work
         ]
         labels = [f"{encoder} baseline on {clip.name}" for clip, encoder, _ in work]
         curves = {}

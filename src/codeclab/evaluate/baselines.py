@@ -15,13 +15,12 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import multiprocessing
+import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,8 +29,9 @@ from typing import Protocol
 import av
 from av.bitstream import BitStreamFilterContext
 
-from codeclab.evaluate import metrics, vmaf
+from codeclab.evaluate import fork_server, metrics, vmaf
 from codeclab.evaluate.metrics import score
+from codeclab.evaluate.rd import LOSSLESS_PSNR_DB
 from codeclab.frames import Frame
 from codeclab.media import fps_fraction, frame_from_av, frame_to_av
 
@@ -247,22 +247,37 @@ def scoring(with_vmaf: bool) -> dict:
     }
 
 
-def _rung(
+def _make_rung(
     frames: Sequence[Frame],
+    send: fork_server.Send,
     fps: float,
     encoder: str,
     crf: int,
-    path: Path,
-    encode_s: float,
+    path: str,
     with_vmaf: bool,
 ) -> BaselineRung:
-    """Decode the bitstream at ``path``, score it against ``frames``: a rung of the curve."""
+    """In a fresh fork of the encoder server: encode ``frames`` at ``crf`` to ``path``,
+    decode that file back and score it: a rung of the curve.
+
+    Its size and PSNR-Y are sent as soon as they are known (``("encoded", bytes, psnr_y)``):
+    a ladder decides its next CRF on them while this fork computes the other metrics.
+    """
     spec = ENCODERS[encoder]
+    stream = Path(path)
     started = time.perf_counter()
-    decoded = _decode(path, spec)
+    _encode(frames, fps_fraction(fps), spec, crf, stream)
+    encode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    decoded = _decode(stream, spec)
     decode_s = time.perf_counter() - started
+    psnr_y = metrics.mean_or_none(
+        [metrics.psnr(ref[0], dist[0]) for ref, dist in zip(frames, decoded, strict=True)]
+    )
+    size = stream.stat().st_size
+    send(("encoded", size, psnr_y))
     scores = score(frames, decoded, with_vmaf=with_vmaf)
-    size = path.stat().st_size
+    if scores.psnr_y != psnr_y:  # the ladder's decisions must rest on the recorded value
+        raise RuntimeError(f"PSNR-Y {scores.psnr_y} of the scores differs from {psnr_y}")
     height, width = frames[0][0].shape
     count = len(frames)
     return BaselineRung(
@@ -273,7 +288,7 @@ def _rung(
         width=width,
         height=height,
         fps=fps,
-        kbps=size * 8 * fps / count / 1000,
+        kbps=_kbps(size, fps, count),
         bpp=size * 8 / (count * width * height),
         psnr_y=scores.psnr_y,
         psnr_u=scores.psnr_u,
@@ -282,17 +297,30 @@ def _rung(
         ssim_y=scores.ssim_y,
         encode_s=encode_s,
         decode_s=decode_s,
-        bitstream=str(path),
+        bitstream=str(stream),
         ms_ssim_y=scores.ms_ssim_y,
         vmaf=scores.vmaf,
         vmaf_reason=scores.vmaf_reason,
     )
 
 
-def _timed_encode(frames: Sequence[Frame], fps: float, encoder: str, crf: int, path: Path) -> float:
-    started = time.perf_counter()
-    _encode(frames, fps_fraction(fps), ENCODERS[encoder], crf, Path(path))
-    return time.perf_counter() - started
+def _kbps(size: int, fps: float, count: int) -> float:
+    return size * 8 * fps / count / 1000
+
+
+PRELOAD = ("codeclab.evaluate.baselines",)
+"""What the encoder server imports (av, numpy, the metrics) before it forks a rung."""
+
+
+def _warm(frames: Sequence[Frame]) -> None:
+    """In the encoder server: find FFmpeg (two probe runs) once, not in every fork."""
+    vmaf.available()
+
+
+def _session(
+    frames: Sequence[Frame], with_vmaf: bool
+) -> contextlib.AbstractContextManager[fork_server.Session]:
+    return fork_server.session(PRELOAD, list(frames), _warm if with_vmaf else None)
 
 
 def encode_rung(
@@ -304,15 +332,14 @@ def encode_rung(
     *,
     with_vmaf: bool = False,
 ) -> BaselineRung:
-    """Encode ``frames`` at ``crf`` to ``out_path``, decode that file back and score it.
+    """Encode ``frames`` at ``crf`` to ``out_path``, decode that file back and score it, in a
+    fresh fork of the encoder server (:mod:`codeclab.evaluate.fork_server`).
 
     The bitrate comes from the file's size; the metrics from decoding the file, so a
     baseline is exactly as real as a candidate's result.
     """
-    out_path = Path(out_path)
-    with EncoderProcess(frames) as process:
-        encode_s = process.encode(fps, encoder, crf, out_path)
-    return _rung(frames, fps, encoder, crf, out_path, encode_s, with_vmaf)
+    with _session(frames, with_vmaf) as session:
+        return session.run(_make_rung, fps, encoder, crf, str(out_path), with_vmaf)
 
 
 RUNG_JSON = "rung.json"
@@ -395,101 +422,31 @@ def _share(shared: SharedCache | None, rung: BaselineRung) -> None:
 
 
 @dataclass
-class _Encoded:
-    """A fresh encode in its private directory, waiting to be decoded, scored and stored."""
+class _Fresh:
+    """A rung being made in a fork, in a private hidden directory next to its entry."""
 
     key: dict
     entry: Path
     temporary: Path
     name: str
-    encode_s: float
-    kbps: float
+    call: int
+    bytes: int | None = None
+    psnr_y: float | None = None
+    rung: BaselineRung | None = None
+    error: str | None = None
+    ended: bool = False
 
 
-_KEPT: list[Frame] = []
-
-
-def _keep(frames: Sequence[Frame]) -> None:
-    """In the encoder process: the clip's frames, sent once for all its encodes."""
-    _KEPT[:] = frames
-
-
-def _encode_kept(fps: float, encoder: str, crf: int, path: str) -> float:
-    return _timed_encode(_KEPT, fps, encoder, crf, Path(path))
-
-
-class EncoderProcess:
-    """Each baseline encode of one clip in a fresh process of its own (the clip's frames sent
-    to each), started on first use.
-
-    libx264 in a process that had already encoded, or whose other threads worked, gave other
-    bytes for the same frames and CRF: on a 160x128x8 clip CRF 37 was 1457 bytes when first in
-    a fresh process and 1465, 1469 or 1483 after other encodes or while FFmpeg filters scored
-    frames in another thread. Cached baselines are compared across campaigns, so every encode
-    starts from a fresh process (and libx264 runs single-threaded, see ``KNOWN_ENCODERS``):
-    four curves encoded so on a machine loaded with three busy processes were identical.
-    """
-
-    def __init__(self, frames: Sequence[Frame]) -> None:
-        self.frames = list(frames)
-        self.pool: ProcessPoolExecutor | None = None
-
-    def encode(self, fps: float, encoder: str, crf: int, path: Path) -> float:
-        """Encode at ``crf`` to ``path``; the seconds the encode took."""
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_keep,
-                initargs=(self.frames,),
-                max_tasks_per_child=1,
-            )
-        return self.pool.submit(_encode_kept, fps, encoder, crf, str(path)).result()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
-
-    def __enter__(self) -> EncoderProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _encode_fresh(
-    process: EncoderProcess, fps: float, key: dict, entry: Path, count: int
-) -> _Encoded:
-    """Encode into a private hidden directory next to where the entry will be."""
-    temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-    try:
-        name = f"stream.{ENCODERS[key['encoder']].extension}"
-        encode_s = process.encode(fps, key["encoder"], key["crf"], temporary / name)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    size = (temporary / name).stat().st_size
-    return _Encoded(key, entry, temporary, name, encode_s, size * 8 * fps / count / 1000)
-
-
-def _finish(frames: Sequence[Frame], fps: float, encoded: _Encoded) -> BaselineRung:
-    """Decode and score a fresh encode, then rename its directory into place in one step.
+def _store(fresh: _Fresh) -> BaselineRung:
+    """Write the rung's record, then rename its directory into place in one step.
 
     A reader therefore sees a whole entry or none; a killed writer leaves only a hidden
     temporary directory. When another writer got there first its entry is used.
     """
-    key, entry, temporary, name = encoded.key, encoded.entry, encoded.temporary, encoded.name
+    key, entry, temporary, name = fresh.key, fresh.entry, fresh.temporary, fresh.name
+    rung = fresh.rung
+    assert rung is not None  # a fork that ended without its rung raised in _Rungs._receive
     try:
-        rung = _rung(
-            frames,
-            fps,
-            key["encoder"],
-            key["crf"],
-            temporary / name,
-            encoded.encode_s,
-            key["scoring"]["with_vmaf"],
-        )
         record = {"key": key, "rung": {**dataclasses.asdict(rung), "bitstream": name}}
         (temporary / RUNG_JSON).write_text(json.dumps(record, indent=2, sort_keys=True))
         if entry.exists():
@@ -508,6 +465,109 @@ def _finish(frames: Sequence[Frame], fps: float, encoded: _Encoded) -> BaselineR
         return rung
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+ENCODES_AT_ONCE = 1
+"""Fresh encodes run at once; forks scoring earlier rungs run beside them. Measured on the
+loaded 2-core machine, two encodes at once gave the same analysis time and lengthened each
+encode's measured time (``encode_s``, which records compare) 1.7 times."""
+
+
+class _Rungs:
+    """The rungs of one encoder's curve on one clip: from the cache, or made in forks of the
+    encoder server, at most :data:`ENCODES_AT_ONCE` encoding at a time, in the order asked."""
+
+    def __init__(
+        self,
+        session: fork_server.Session,
+        frames: Sequence[Frame],
+        fps: float,
+        clip_sha256: str,
+        encoder: str,
+        cache_dir: Path,
+        with_vmaf: bool,
+        shared: SharedCache | None,
+    ) -> None:
+        self.session, self.frames, self.fps = session, frames, fps
+        self.clip_sha256, self.encoder, self.cache_dir = clip_sha256, encoder, cache_dir
+        self.with_vmaf, self.shared = with_vmaf, shared
+        self.cached: dict[int, BaselineRung] = {}
+        self.fresh: dict[int, _Fresh] = {}
+        self.calls: dict[int, _Fresh] = {}
+        self.queue: list[tuple[int, dict, Path]] = []
+
+    def start(self, crf: int) -> None:
+        """Ask for the rung at ``crf``: read from the cache, or queued for a fresh encode."""
+        if crf in self.cached or crf in self.fresh or any(c == crf for c, _, _ in self.queue):
+            return
+        key = _key(self.frames, self.fps, self.clip_sha256, self.encoder, crf, self.with_vmaf)
+        entry = _entry_dir(self.cache_dir, key)
+        cached = _load(entry, key) or _fetch_shared(self.shared, entry, key)
+        if cached is not None:
+            self.cached[crf] = cached
+            return
+        self.queue.append((crf, key, entry))
+        self._pump()
+
+    def _pump(self) -> None:
+        encoding = sum(f.bytes is None and not f.ended for f in self.fresh.values())
+        while self.queue and encoding < ENCODES_AT_ONCE:
+            self.encode(*self.queue.pop(0))
+            encoding += 1
+
+    def encode(self, crf: int, key: dict, entry: Path) -> None:
+        """Start a fresh encode into a private hidden directory next to ``entry``."""
+        temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        name = f"stream.{ENCODERS[self.encoder].extension}"
+        call = self.session.submit(
+            _make_rung, self.fps, self.encoder, crf, str(temporary / name), self.with_vmaf
+        )
+        self.fresh[crf] = self.calls[call] = _Fresh(key, entry, temporary, name, call)
+
+    def _receive(self) -> None:
+        call, kind, payload = self.session.receive()
+        fresh = self.calls[call]
+        if kind == "message":
+            _, fresh.bytes, fresh.psnr_y = payload
+        elif kind == "result":
+            fresh.rung = payload
+        elif kind == "error":
+            fresh.error = payload
+        else:
+            fresh.ended = True
+            if fresh.rung is None:
+                fresh.error = fresh.error or f"the encoder's fork exited with code {payload}"
+        if fresh.error is not None:
+            crf = fresh.key["crf"]
+            raise RuntimeError(f"{self.encoder} baseline at CRF {crf}: {fresh.error}")
+        self._pump()
+
+    def point(self, crf: int) -> tuple[float, float]:
+        """The rung's kbps and PSNR-Y, as soon as its encode is scored for PSNR-Y."""
+        self.start(crf)
+        if crf in self.cached:
+            return self.cached[crf].kbps, self.cached[crf].psnr_y
+        while crf not in self.fresh or self.fresh[crf].bytes is None:
+            self._receive()
+        fresh = self.fresh[crf]
+        return _kbps(fresh.bytes, self.fps, len(self.frames)), fresh.psnr_y
+
+    def finish(self, crfs: list[int]) -> list[BaselineRung]:
+        """The rungs at ``crfs``, the fresh ones stored in the cache (and the shared level)."""
+        for crf in crfs:
+            self.start(crf)
+        while self.queue or any(not fresh.ended for fresh in self.fresh.values()):
+            self._receive()
+        for crf in crfs:
+            if crf in self.fresh:
+                self.cached[crf] = _store(self.fresh.pop(crf))
+                _share(self.shared, self.cached[crf])
+        return [self.cached[crf] for crf in crfs]
+
+    def discard(self) -> None:
+        """The hidden directories of rungs that were not stored (all forks have ended)."""
+        for fresh in self.fresh.values():
+            shutil.rmtree(fresh.temporary, ignore_errors=True)
 
 
 def _key(
@@ -544,16 +604,74 @@ def cached_rung(
     version and settings, the CRF and what scored it (:func:`scoring`); so a second campaign
     on the same clips encodes nothing again.
     """
-    key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
+    return _make_rungs(
+        frames, fps, clip_sha256, encoder, cache_dir, with_vmaf, None, lambda rungs: [crf]
+    )[crf]
+
+
+def _make_rungs(
+    frames: Sequence[Frame],
+    fps: float,
+    clip_sha256: str,
+    encoder: str,
+    cache_dir: Path,
+    with_vmaf: bool,
+    shared: SharedCache | None,
+    ladder: Callable[[_Rungs], list[int]],
+) -> dict[int, BaselineRung]:
+    """The rungs at the CRFs ``ladder`` chooses, by CRF; fresh ones made in one session."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    entry = _entry_dir(cache_dir, key)
-    rung = _load(entry, key)
-    if rung is None:
-        with EncoderProcess(frames) as process:
-            encoded = _encode_fresh(process, fps, key, entry, len(frames))
-        rung = _finish(frames, fps, encoded)
-    return rung
+    with _session(frames, with_vmaf) as session:
+        rungs = _Rungs(session, frames, fps, clip_sha256, encoder, cache_dir, with_vmaf, shared)
+        try:
+            crfs = ladder(rungs)
+            return dict(zip(crfs, rungs.finish(crfs), strict=True))
+        except BaseException:
+            with contextlib.suppress(fork_server.ServerLost, OSError):
+                session.drain()  # no fork may still write where its directory is removed
+            rungs.discard()
+            raise
+
+
+def _ladder(
+    rungs: _Rungs,
+    spec: Encoder,
+    cover_kbps: tuple[float, float] | None,
+    cover_psnr: tuple[float, float] | None,
+) -> list[int]:
+    """The CRFs of the curve: the default ladder, grown by the CRF step beyond its ends
+    while it does not cover ``cover_kbps`` and ``cover_psnr``.
+
+    The CRFs depend only on the rungs' values, so a warm cache gives the curve a cold one
+    gave. A step is decided as soon as the last one's size and PSNR-Y are known; its fork
+    computes the other metrics meanwhile.
+    """
+    crfs = list(spec.crf_ladder)
+    for crf in crfs:
+        rungs.start(crf)
+    kbps_low, kbps_high = cover_kbps or (math.inf, -math.inf)
+    psnr_low, psnr_high = cover_psnr or (math.inf, -math.inf)
+    lowest_crf, highest_crf = spec.crf_range
+
+    def worse_needed() -> bool:
+        points = [rungs.point(crf) for crf in crfs]
+        uncovered = min(k for k, _ in points) > kbps_low or min(p for _, p in points) > psnr_low
+        return uncovered and max(crfs) < highest_crf
+
+    def better_needed() -> bool:
+        points = [rungs.point(crf) for crf in crfs]
+        top = max(p for _, p in points)
+        uncovered = max(k for k, _ in points) < kbps_high or top < psnr_high
+        return uncovered and min(crfs) > lowest_crf and top < LOSSLESS_PSNR_DB
+
+    while worse_needed():
+        crfs.append(min(max(crfs) + spec.crf_step, highest_crf))
+        rungs.start(crfs[-1])
+    while better_needed():
+        crfs.append(max(min(crfs) - spec.crf_step, lowest_crf))
+        rungs.start(crfs[-1])
+    return crfs
 
 
 def baseline_curve(
@@ -564,6 +682,7 @@ def baseline_curve(
     cache_dir: Path,
     *,
     cover_kbps: tuple[float, float] | None = None,
+    cover_psnr: tuple[float, float] | None = None,
     with_vmaf: bool = False,
     shared: SharedCache | None = None,
 ) -> list[BaselineRung]:
@@ -571,52 +690,29 @@ def baseline_curve(
 
     With ``cover_kbps=(lo, hi)`` the ladder grows by the encoder's CRF step beyond its
     ends (within the valid CRF range) until the curve spans [lo, hi], so that BD-rate
-    against a candidate's curve has overlap to integrate over.
+    against a candidate's curve has overlap to integrate over; with ``cover_psnr=(lo, hi)``
+    (the candidate's lowest and highest PSNR-Y) until its lowest PSNR-Y is at most lo and its
+    highest at least hi. A rung at :data:`~codeclab.evaluate.rd.LOSSLESS_PSNR_DB` or above
+    stops the growth upwards and is left out: a lossless rung is no point of a lossy curve.
 
-    Rungs missing from the cache are encoded one after another, each in a fresh process of
-    its own (:class:`EncoderProcess`: libx264 gave different bytes for the same frames and CRF
-    after other encodes in the same process, and a cached baseline must be reproducible),
-    then decoded and scored here.
+    Rungs missing from the cache are encoded each in a fresh fork of the encoder server (a
+    process that imported av but never encoded: libx264 gave different bytes for the same
+    frames and CRF after other encodes in the same process, and a cached baseline must be
+    reproducible), decoded and scored there, several at once.
     """
     reason = unavailable(encoder)
     if reason:
         raise BaselineUnavailable(reason)
     spec = ENCODERS[encoder]
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    rungs: dict[int, BaselineRung | _Encoded] = {}
-    kbps: dict[int, float] = {}
-
-    def add(crf: int) -> None:
-        key = _key(frames, fps, clip_sha256, encoder, crf, with_vmaf)
-        entry = _entry_dir(cache_dir, key)
-        cached = _load(entry, key) or _fetch_shared(shared, entry, key)
-        if cached is not None:
-            rungs[crf], kbps[crf] = cached, cached.kbps
-            return
-        encoded = _encode_fresh(process, fps, key, entry, len(frames))
-        rungs[crf], kbps[crf] = encoded, encoded.kbps
-
-    process = EncoderProcess(frames)
-    try:
-        for crf in spec.crf_ladder:
-            add(crf)
-        if cover_kbps is not None:
-            low, high = cover_kbps
-            lowest_crf, highest_crf = spec.crf_range
-            while min(kbps.values()) > low and max(kbps) < highest_crf:
-                add(min(max(kbps) + spec.crf_step, highest_crf))
-            while max(kbps.values()) < high and min(kbps) > lowest_crf:
-                add(max(min(kbps) - spec.crf_step, lowest_crf))
-        process.close()
-        for crf, rung in rungs.items():
-            if isinstance(rung, _Encoded):
-                rungs[crf] = _finish(frames, fps, rung)
-                _share(shared, rungs[crf])
-    finally:
-        process.close()
-        for rung in rungs.values():  # an encode left unfinished by an error: its files
-            if isinstance(rung, _Encoded):
-                shutil.rmtree(rung.temporary, ignore_errors=True)
-    done = [rung for rung in rungs.values() if isinstance(rung, BaselineRung)]
-    return sorted(done, key=lambda rung: rung.kbps)
+    done = _make_rungs(
+        frames,
+        fps,
+        clip_sha256,
+        encoder,
+        cache_dir,
+        with_vmaf,
+        shared,
+        lambda rungs: _ladder(rungs, spec, cover_kbps, cover_psnr),
+    )
+    lossy = [rung for rung in done.values() if rung.psnr_y < LOSSLESS_PSNR_DB]
+    return sorted(lossy, key=lambda rung: rung.kbps)

@@ -126,9 +126,11 @@ def baseline_curve(
     cover_kbps: tuple[float, float],
     with_vmaf: bool,
     shared_s3: tuple[str, str | None] | None = None,
+    cover_psnr: tuple[float, float] | None = None,
 ) -> list[baselines.BaselineRung]:
     """A baseline's RD curve, from this machine's cache of ``cache_dir`` when it has it, else
-    from the shared level in S3 (``shared_s3``: the artifacts URL and endpoint) when given."""
+    from the shared level in S3 (``shared_s3``: the artifacts URL and endpoint) when given;
+    its ladder covers the candidate's kbps and PSNR-Y ranges (``cover_kbps``, ``cover_psnr``)."""
     shared = None
     if shared_s3 is not None:
         from codeclab.store.s3 import S3ArtifactStore
@@ -142,6 +144,7 @@ def baseline_curve(
         encoder,
         cache_dir,
         cover_kbps=cover_kbps,
+        cover_psnr=cover_psnr,
         with_vmaf=with_vmaf,
         shared=shared,
     )
