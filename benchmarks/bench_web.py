@@ -11,8 +11,9 @@
    for the next run (filling takes minutes; a lab that has N experiments is reused).
 2. ``codeclab serve [--workers W]`` runs in its own process(es) on 127.0.0.1.
 3. For each route (``/``, ``/blog``, ``/experiments/{id}`` with a random experiment each
-   time), C clients send R requests in all, concurrently over keep-alive connections
-   (httpx, asyncio), after a warm-up; each request's latency is measured by the client.
+   time, ``/compare`` with a random pair), C clients send R requests in all, concurrently
+   over keep-alive connections (httpx, asyncio), after a warm-up; each request's latency
+   is measured by the client.
 
 Prints p50, p95 and max latency and the throughput per route (the goal: p95 under 100 ms
 with 20 clients), and the machine; ``--json`` prints one JSON object instead.
@@ -45,7 +46,7 @@ from codeclab.store.artifacts import open_artifact_store
 from codeclab.store.factory import open_experiment_store
 
 PER_CAMPAIGN = 100
-ROUTES = ("/", "/blog", "/experiments/{id}")
+ROUTES = ("/", "/blog", "/experiments/{id}", "/compare?a={id}&b={other}")
 
 
 def small_clip(directory: Path) -> Path:
@@ -135,13 +136,14 @@ async def load(base: str, route: str, ids: list[str], clients: int, requests: in
         async def one_client() -> None:
             nonlocal failures
             for _ in queue:
-                path = route.format(id=random.choice(ids))
+                path = route.format(id=random.choice(ids), other=random.choice(ids))
                 started = time.perf_counter()
                 answer = await client.get(path)
                 latencies.append(time.perf_counter() - started)
                 failures += answer.status_code != 200
 
-        for path in {route.format(id=i) for i in ids[:3]}:  # warm-up: templates, caches
+        warm = {route.format(id=i, other=ids[0]) for i in ids[:3]}  # templates, caches
+        for path in warm:
             await client.get(path)
         started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(clients)))
@@ -195,7 +197,7 @@ def main() -> None:
     print(f"{len(ids)} experiments (filled in {fill_s:.0f} s), {args.clients} clients")
     for r in results:
         print(
-            f"{r['route']:<20} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  "
+            f"{r['route']:<26} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  "
             f"max {r['max_ms']:7.1f} ms  {r['per_second']:6.1f}/s  "
             f"({r['requests']} requests, {r['failures']} failed)"
         )

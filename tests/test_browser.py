@@ -160,3 +160,98 @@ def test_pages_render_something(site, page, path):
 def test_experiment_page_renders_its_charts(experiment_page):
     assert experiment_page.locator("#charts .js-plotly-plot").count() == 4  # RD and per-frame
     assert not_blank(experiment_page.screenshot())
+
+
+def traces(page, selector: str) -> list[dict]:
+    """The traces Plotly drew in the chart at ``selector``: name, kind of line, x values."""
+    return page.locator(selector).evaluate(
+        "el => el.data.map(t => ({name: t.name, dash: t.line && t.line.dash, x: t.x}))"
+    )
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+def toolbar_clear_of_title(page, chart) -> None:
+    """The chart's toolbar (shown on hover) does not cover its caption, the chart's title."""
+    chart.hover()
+    toolbar = chart.locator(".modebar")
+    toolbar.wait_for(state="attached")
+    caption = chart.locator("xpath=../figcaption")
+    assert not overlaps(toolbar.bounding_box(), caption.bounding_box())
+
+
+def test_compare_page_draws_both_curves_and_plays_both_videos_together(site, page):
+    first, last = site["records"]
+    page.goto(f"{site['base']}/compare?a={first.experiment_id}&b={last.experiment_id}")
+    chart = "[data-compare-clip='0'][data-metric='psnr_y']"
+    page.wait_for_selector(f"{chart}.js-plotly-plot")
+    drawn = traces(page, chart)
+    assert [t["name"][:5] for t in drawn] == [
+        "A: " + first.program_name[:2],
+        "B: " + last.program_name[:2],
+        "x265 ",
+    ]
+    assert drawn[0]["x"] == sorted(r.kbps for r in first.results)
+    assert drawn[1]["x"] == sorted(r.kbps for r in last.results)
+    assert drawn[2]["dash"] == "dot"  # the baseline
+    assert page.locator(chart).evaluate("el => el.layout.xaxis.type") == "log"
+    assert page.locator(chart).evaluate("el => el.layout.shapes.length") == 1  # the BD range
+    toolbar_clear_of_title(page, page.locator(chart))
+    both = "['compare-source', 'compare-decoded'].map(id => document.getElementById(id))"
+    page.wait_for_function(f"() => {both}.every(v => v.readyState >= 2)")
+    assert page.evaluate(f"() => {both}.every(v => v.paused && v.currentTime === 0)")
+    page.click("#compare-play")
+    page.wait_for_function(f"() => {both}.every(v => !v.paused && v.currentTime > 0)")
+    apart = page.evaluate(f"() => Math.abs({both}[0].currentTime - {both}[1].currentTime)")
+    assert apart < 0.1  # one frame at 25 fps is 0.04 s: they run together
+    page.click("#compare-play")
+    page.wait_for_function(f"() => {both}.every(v => v.paused)")
+    page.check("input[value=wipe]")
+    assert page.locator(".compare-decoded").evaluate("e => getComputedStyle(e).clipPath") == (
+        "inset(0px 0px 0px 50%)"
+    )
+
+
+def test_compare_with_a_bad_id_is_a_404_page(site, page):
+    answer = page.goto(f"{site['base']}/compare?a=nope&b={site['record'].experiment_id}")
+    assert answer.status == 404
+    assert page.locator("h1").inner_text() == "Not found"
+    assert "no experiment 'nope'" in page.locator("#not-found").inner_text()
+
+
+def test_choosing_two_experiments_from_the_list_opens_their_comparison(site, page):
+    first, last = site["records"]
+    page.goto(f"{site['base']}/blog")
+    page.check(f"input[name=a][value='{first.experiment_id}']")
+    page.check(f"input[name=b][value='{last.experiment_id}']")
+    page.get_by_role("button", name="Compare B against A").click()
+    page.wait_for_selector("[data-compare-clip].js-plotly-plot")
+    assert f"a={first.experiment_id}" in page.url and f"b={last.experiment_id}" in page.url
+
+
+def test_overview_draws_progress_and_frontier_with_titles_clear(site, page):
+    page.goto(site["base"] + "/")
+    page.wait_for_selector("#frontier .js-plotly-plot")
+    frontier = page.locator("#frontier .chart").first
+    assert frontier.evaluate("el => el.layout.xaxis.type") == "log"
+    assert [t["name"] for t in traces(page, "#frontier .chart")][0] == "frontier (all experiments)"
+    progress = page.locator("#progress [data-axis=iteration]")
+    progress.locator(".main-svg").first.wait_for()
+    names = [t["name"] for t in traces(page, "#progress [data-axis=iteration]")]
+    assert any(n.endswith("best so far") for n in names) and "ok" in names
+    for chart in (progress, page.locator("#progress [data-axis=minutes]"), frontier):
+        toolbar_clear_of_title(page, chart)
+
+
+def test_experiment_rd_plot_has_a_log_rate_axis_and_the_range_shaded(experiment_page):
+    chart = experiment_page.locator("[data-rd-clip][data-metric=psnr_y]").first
+    assert chart.evaluate("el => el.layout.xaxis.type") == "log"
+    assert chart.evaluate("el => el.layout.shapes.map(s => s.type)") == ["rect"]
+    toolbar_clear_of_title(experiment_page, chart)

@@ -445,11 +445,21 @@ def forget_summaries(store_url: str, store) -> None:
         command.downgrade(alembic_config(connection), "0001")
 
 
+def stageless(progress: list) -> list:
+    """Progress without the cascade stage: a store from before summaries (revision 0001) has
+    no stage column, so its experiments have none."""
+    return [
+        c.model_copy(update={"points": [p.model_copy(update={"stage": None}) for p in c.points]})
+        for c in progress
+    ]
+
+
 def test_experiments_written_before_summaries_get_them(store_url):
     store = open_experiment_store(store_url)
     lab_of_records(store)
-    before = (store.page(), store.overview(), store.leaderboard(), store.progress())
+    before = (store.page(), store.overview(), store.leaderboard(), stageless(store.progress()))
     forget_summaries(store_url, store)
     again = open_experiment_store(store_url)  # opening summarizes them, once
-    assert (again.page(), again.overview(), again.leaderboard(), again.progress()) == before
+    after = (again.page(), again.overview(), again.leaderboard(), stageless(again.progress()))
+    assert after == before
     assert open_experiment_store(store_url).overview() == before[1]  # not counted twice

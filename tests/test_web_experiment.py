@@ -294,6 +294,7 @@ def test_page_has_charts_player_stepper_and_timeline(lab):
     assert '<script src="/vendor/plotly.min.js" defer></script>' in html
     assert re.findall(r'<script src="([^"]+)"', html) == [
         "/vendor/plotly.min.js",
+        "/static/plots.js",
         "/static/charts.js",
         "/static/compare.js",
         "/static/stepper.js",

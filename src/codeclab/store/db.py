@@ -777,6 +777,26 @@ class ExperimentStore:
             ),
         )
 
+    def ranked_rungs(self) -> list[dict[str, Any]]:
+        """Every rung (clip, quality, kbps, PSNR-Y) of the experiments on the leaderboard,
+        with the experiment's id and program: the overview's RD frontier, in one query."""
+        query = (
+            select(
+                Result.experiment_id,
+                Summary.program_name,
+                Result.clip,
+                Result.clip_sha256,
+                Result.quality,
+                Result.kbps,
+                Result.psnr_y,
+            )
+            .join(Summary, Summary.experiment_id == Result.experiment_id)
+            .where(Summary.leaderboard_bd_rate.is_not(None))
+            .order_by(Summary.created_at.desc())
+        )
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
     @staticmethod
     def _best_bd_rate(connection: Any, encoder: str) -> Best | None:
         query = (
@@ -812,7 +832,11 @@ class ExperimentStore:
                     Summary.headline_kbps.label("kbps"),
                     Summary.headline_psnr_y.label("psnr_y"),
                     Summary.headline_bd_rate_x265.label("bd_rate_x265"),
+                    Summary.leaderboard_bd_rate,
+                    Summary.leaderboard_anchor,
+                    Experiment.stage,
                 )
+                .join(Experiment, Experiment.id == Summary.experiment_id)
                 .where(Summary.campaign_id.in_(chosen))
                 .order_by(Summary.iteration, Summary.created_at)
             ).mappings()

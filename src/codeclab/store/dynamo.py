@@ -103,6 +103,7 @@ SUMMARY_ATTRIBUTES = tuple(ExperimentSummary.model_fields)
 PROGRESS_ATTRIBUTES = (
     *("experiment_id", "iteration", "status", "program_name", "created_at"),
     *("headline_kbps", "headline_psnr_y", "headline_bd_rate_x265"),
+    *("leaderboard_bd_rate", "leaderboard_anchor"),
 )
 COUNTERS = ("llm_calls", "llm_input_tokens", "llm_output_tokens", "llm_cost_usd")
 CONFLICT_RETRIES = 4  # a transaction cancelled by a concurrent one (the shared counters)

@@ -110,6 +110,13 @@ class ProgressPoint(BaseModel):
     kbps: float | None = None
     psnr_y: float | None = None
     bd_rate_x265: float | None = None
+    leaderboard_bd_rate: float | None = Field(
+        None, description="the ranking figure (holdout, PSNR-Y); None where it does not rank"
+    )
+    leaderboard_anchor: str | None = None
+    stage: str | None = Field(
+        None, description="how far the cascade took it: 'screen', 'full', None (no cascade)"
+    )
 
 
 class ProgramRun(BaseModel):

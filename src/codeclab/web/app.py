@@ -10,15 +10,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from codeclab.config import Settings, load_settings
-from codeclab.web import actions, api, charts, experiment, files, pages, visuals
+from codeclab.web import (
+    actions,
+    api,
+    charts,
+    compare,
+    experiment,
+    files,
+    frontier,
+    pages,
+    visuals,
+)
 from codeclab.web.context import Dashboard
 
 HERE = Path(__file__).parent
-ROUTES = (pages, experiment, visuals, charts, api, actions, files)
+ROUTES = (pages, experiment, compare, visuals, charts, frontier, api, actions, files)
+JSON_PREFIXES = ("/api/", "/artifacts/", "/vendor/", "/static/")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -30,6 +44,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in ROUTES:
         app.include_router(module.router(dash))
+
+    @app.exception_handler(HTTPException)
+    async def not_found_page(request: Request, exc: HTTPException) -> Response:
+        """A page a person can read for a missing page or experiment; JSON for tools."""
+        if exc.status_code != 404 or request.url.path.startswith(JSON_PREFIXES):
+            return await http_exception_handler(request, exc)
+        context = {"detail": exc.detail, "path": request.url.path}
+        return dash.templates.TemplateResponse(request, "notfound.html", context, status_code=404)
+
     return app
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from codeclab.record import ExperimentRecord, FrameMetrics, Rung
+from codeclab.record import BaselineCurve, ExperimentRecord, FrameMetrics, Rung, RungResult
 from codeclab.web.context import Dashboard
 
 PLOTLY = files("plotly") / "package_data" / "plotly.min.js"
@@ -41,11 +41,22 @@ class RdSeries(BaseModel):
     points: list[RdPoint] = Field(description="sorted by rate")
 
 
+class RdRange(BaseModel):
+    """Where a BD-rate against a baseline was integrated on a clip (the plots shade it)."""
+
+    encoder: str
+    metric: str
+    low: float
+    high: float
+    integrated_over: str | None = None
+
+
 class RdClip(BaseModel):
     clip: str
     clip_sha256: str
     split: str
     series: list[RdSeries]
+    ranges: list[RdRange] = Field(default_factory=list)
 
 
 class RdCurves(BaseModel):
@@ -83,32 +94,56 @@ def _point(rung: Rung, **setting: int) -> RdPoint:
     return RdPoint(**{name: getattr(rung, name) for name in measured}, **setting)
 
 
+def experiment_series(rungs: list[RungResult], name: str) -> RdSeries:
+    ordered = sorted(rungs, key=lambda r: r.kbps)
+    return RdSeries(
+        name=name, kind="experiment", points=[_point(r, quality=r.quality) for r in ordered]
+    )
+
+
+def baseline_series(curve: BaselineCurve) -> RdSeries:
+    return RdSeries(
+        name=f"{curve.encoder} ({curve.version})",
+        kind="baseline",
+        settings=curve.settings,
+        points=[_point(r, crf=r.crf) for r in sorted(curve.rungs, key=lambda r: r.kbps)],
+    )
+
+
+def bd_ranges(record: ExperimentRecord, clip: str) -> list[RdRange]:
+    """The range each BD-rate of ``record`` was integrated over on ``clip`` (train or holdout
+    figure first, else the all-clips one), per baseline and metric."""
+    found: dict[tuple[str, str], RdRange] = {}
+    for table in (record.bd_rate_train, record.bd_rate_holdout, record.bd_rate):
+        for encoder, by_metric in table.items():
+            for metric, bd in by_metric.items():
+                span = bd.spans.get(clip)
+                if span is not None and (encoder, metric) not in found:
+                    found[encoder, metric] = RdRange(
+                        encoder=encoder,
+                        metric=metric,
+                        low=span[0],
+                        high=span[1],
+                        integrated_over=bd.integrated_over,
+                    )
+    return list(found.values())
+
+
 def rd_curves(record: ExperimentRecord) -> RdCurves:
     clips = []
     for clip in record.clips:
         mine = [r for r in record.results if r.clip_sha256 == clip.sha256]
-        series = [
-            RdSeries(
-                name="this experiment",
-                kind="experiment",
-                points=[_point(r, quality=r.quality) for r in sorted(mine, key=lambda r: r.kbps)],
-            )
-        ]
-        for encoder, curves in record.baselines.items():
-            for curve in curves:
-                if curve.clip_sha256 != clip.sha256:
-                    continue
-                rungs = sorted(curve.rungs, key=lambda r: r.kbps)
-                series.append(
-                    RdSeries(
-                        name=f"{encoder} ({curve.version})",
-                        kind="baseline",
-                        settings=curve.settings,
-                        points=[_point(r, crf=r.crf) for r in rungs],
-                    )
-                )
+        series = [experiment_series(mine, "this experiment")]
+        for curves in record.baselines.values():
+            series += [baseline_series(c) for c in curves if c.clip_sha256 == clip.sha256]
         clips.append(
-            RdClip(clip=clip.name, clip_sha256=clip.sha256, split=clip.split, series=series)
+            RdClip(
+                clip=clip.name,
+                clip_sha256=clip.sha256,
+                split=clip.split,
+                series=series,
+                ranges=bd_ranges(record, clip.name),
+            )
         )
     return RdCurves(experiment_id=record.experiment_id, clips=clips)
 

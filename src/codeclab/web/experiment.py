@@ -18,7 +18,7 @@ from codeclab.store.transcode import FORMATS, transcode_key
 from codeclab.web.charts import frame_series
 from codeclab.web.context import Dashboard
 from codeclab.web.framecache import FrameCache, Unavailable
-from codeclab.web.lineage import lineage
+from codeclab.web.lineage import Lineage, lineage
 from codeclab.web.pictures import HEAT_MAX, legend_gradient
 from codeclab.web.sourcecode import change_html, program_html
 from codeclab.web.visuals import KINDS
@@ -88,6 +88,21 @@ def stepper(record: ExperimentRecord, sources: dict[str, str | None]) -> dict | 
     }
 
 
+def compare_links(dash: Dashboard, record: ExperimentRecord, family: Lineage) -> list[dict]:
+    """Where "compare with ..." leads: the parent's newest run, the best experiment, and
+    each baseline encoder this experiment ran against."""
+    found = []
+    parent = family.ancestors[1] if len(family.ancestors) > 1 else None
+    if parent and parent.runs:
+        found.append({"label": "Compare with parent", "a": parent.runs[0].experiment_id})
+    best = dash.memo.get("best", dash.count(), lambda: dash.store.leaderboard(1))
+    if best and best[0].experiment_id != record.experiment_id:
+        found.append({"label": "Compare with the best", "a": best[0].experiment_id})
+    found += [{"label": f"Compare with {e}", "a": e} for e in record.baselines]
+    me = quote(record.experiment_id, safe="")
+    return [{**f, "href": f"/compare?a={quote(f['a'], safe='')}&b={me}"} for f in found]
+
+
 def router(dash: Dashboard) -> APIRouter:
     routes = APIRouter()
     cache = FrameCache(dash.settings, dash.store, dash.artifacts)
@@ -107,10 +122,12 @@ def router(dash: Dashboard) -> APIRouter:
         record = dash.get_record(experiment_id)
         links = dash.downloads(record)
         sources = {clip.sha256: source_reason(clip) for clip in record.clips}
+        family = lineage(dash.store, record)
         context = {
             **dash.summary(record),
             "links": links,
-            "ancestors": lineage(dash.store, record),
+            "ancestors": family,
+            "compare_with": compare_links(dash, record, family),
             "sources": sources,
             "compare": comparison(record, links, sources),
             "stepper": stepper(record, sources),
