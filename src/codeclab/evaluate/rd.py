@@ -90,7 +90,7 @@ def bd_rate(
         reason = _describe(name, rates, metrics)
         if reason is not None:
             return None, reason
-    (rate_a, metric_a), (rate_t, metric_t) = curves["anchor"], curves["test"]
+    metric_a, metric_t = curves["anchor"][1], curves["test"][1]
     if metric_range is not None:
         return _bd_rate_over(curves, metric_range)
     shared = min(metric_a[-1], metric_t[-1]) - max(metric_a[0], metric_t[0])
@@ -101,20 +101,7 @@ def bd_rate(
             f"test {metric_t[0]:.3f}..{metric_t[-1]:.3f} (need {MIN_METRIC_OVERLAP:.0%} "
             "of the narrower range)"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the package's own overlap warning; checked above
-        value = bjontegaard.bd_rate(
-            rate_a,
-            metric_a,
-            rate_t,
-            metric_t,
-            method=BD_METHOD,
-            require_matching_points=False,
-            min_overlap=0,
-        )
-    if not math.isfinite(value):
-        return None, f"BD-rate is not finite ({value})"
-    return float(value), None
+    return _integrated(curves, max(metric_a[0], metric_t[0]), min(metric_a[-1], metric_t[-1]))
 
 
 def _bd_rate_over(
@@ -122,7 +109,7 @@ def _bd_rate_over(
 ) -> tuple[float | None, str | None]:
     """BD-rate integrated over ``metric_range`` clipped to both curves (the package's own
     interpolators, integrated over our interval instead of the whole overlap)."""
-    (rate_a, metric_a), (rate_t, metric_t) = curves["anchor"], curves["test"]
+    metric_a, metric_t = curves["anchor"][1], curves["test"][1]
     low, high = metric_range
     if not high > low:
         return None, f"empty standard range {low:.3f}..{high:.3f}"
@@ -134,8 +121,18 @@ def _bd_rate_over(
             f"anchor {metric_a[0]:.3f}..{metric_a[-1]:.3f}, test {metric_t[0]:.3f}.."
             f"{metric_t[-1]:.3f} (need {MIN_STANDARD_COVER:.0%} of it)"
         )
+    return _integrated(curves, start, end)
+
+
+def _integrated(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], start: float, end: float
+) -> tuple[float | None, str | None]:
+    """The mean log-rate gap between the curves over ``start..end`` of the metric, in
+    percent: the package's interpolators (Akima on log10-rate), integrated over our interval
+    (the package itself integrates over the whole overlap only)."""
+    (rate_a, metric_a), (rate_t, metric_t) = curves["anchor"], curves["test"]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the package's own overlap warning; checked before
         _, f_anchor, f_test = bjontegaard.bd_rate(
             rate_a,
             metric_a,
