@@ -79,7 +79,12 @@ class Ledger:
 
 # ---------------------------------------------------------------- composed programs
 
-MODE_PARTS = {"skip": "skip flags", "split": "split flags", "b_mode": "B modes"}
+MODE_PARTS = {
+    "skip": "skip flags",
+    "split": "split flags",
+    "b_mode": "B modes",
+    "scene": "scene cuts",
+}
 
 
 def composed_part(ledger: Ledger, key: tuple) -> tuple[str, str]:

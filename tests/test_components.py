@@ -52,17 +52,29 @@ def test_int4_is_h264_core_transform_scaled():
     assert np.allclose(m / m[:, :1] * core[:, :1], core)
 
 
+def one_block(predict, top, left, corner, b, cfg) -> np.ndarray:
+    """``intra_predictors`` (a batched interface) for one block's neighbours."""
+
+    def batch(x):
+        return None if x is None else np.atleast_1d(np.asarray(x, np.float64))[None]
+
+    out = predict(batch(top), batch(left), None if corner is None else np.array([corner]), b, cfg)
+    assert out.shape[0] == 1
+    return out[0]
+
+
 def test_intra_predictors():
     top, left = np.arange(8.0), np.arange(8.0) * 2 + 100
-    p = ns(("intra", "directional"))["intra_predictors"](top, left, 5.0, 8, {"INTRA_MODES": 4})
+    directional = ns(("intra", "directional"))["intra_predictors"]
+    p = one_block(directional, top, left, 5.0, 8, {"INTRA_MODES": 4})
     assert p.shape == (4, 8, 8)
     assert np.allclose(p[0], (top.mean() + left.mean()) / 2)  # DC
     assert np.allclose(p[1], np.tile(top, (8, 1)))  # vertical
     assert np.allclose(p[2], np.tile(left[:, None], (1, 8)))  # horizontal
     assert p[3].min() >= min(top.min(), left.min()) - 1e-9  # planar stays within range
-    none = ns(("intra", "directional"))["intra_predictors"](None, None, None, 4, {})
-    assert np.allclose(none, 128.0)
-    dc = ns(("intra", "dc"))["intra_predictors"](top, None, None, 8, {})
+    none = directional(None, None, None, 4, {})
+    assert none.shape == (1, 4, 4, 4) and np.allclose(none, 128.0)
+    dc = one_block(ns(("intra", "dc"))["intra_predictors"], top, None, None, 8, {})
     assert dc.shape == (1, 8, 8) and np.allclose(dc, top.mean())
 
 
@@ -74,10 +86,11 @@ def test_angular_modes_exist_everywhere_and_start_as_directional(b):
     top, left = rng.uniform(0, 255, b), rng.uniform(0, 255, b)
     for t, left_, corner in [(top, left, 9.0), (None, left, None), (top, None, None)]:
         for count in (4, 8, 12):
-            p = angular(t, left_, corner, b, {"INTRA_MODES": count})
+            p = one_block(angular, t, left_, corner, b, {"INTRA_MODES": count})
             assert p.shape == (count, b, b) and np.isfinite(p).all()
-        first = directional(t, left_, corner, b, {"INTRA_MODES": 4})
-        assert np.array_equal(angular(t, left_, corner, b, {"INTRA_MODES": 12})[:4], first)
+        first = one_block(directional, t, left_, corner, b, {"INTRA_MODES": 4})
+        twelve = one_block(angular, t, left_, corner, b, {"INTRA_MODES": 12})
+        assert np.array_equal(twelve[:4], first)
     assert np.allclose(angular(None, None, None, b, {"INTRA_MODES": 12}), 128.0)
 
 
@@ -100,14 +113,14 @@ def test_angular_mode_follows_a_slanted_edge(mode, inside):
     predict = ns(("intra", "angular"))["intra_predictors"]
     m = ns(("transform", "dct"))["transform_matrix"](16)
     top, left, corner, block = _edge_block(16, inside)
-    p = predict(top, left, corner, 16, {"INTRA_MODES": 12})
+    p = one_block(predict, top, left, corner, 16, {"INTRA_MODES": 12})
     err = np.abs(p - block).mean(axis=(1, 2))
     satd = np.abs(m @ (block[None] - p) @ m.T).sum(axis=(1, 2))
     assert int(np.argmin(satd)) == mode  # the encoder's choice
     assert err[mode] < 0.25 * err[:4].min()  # far closer than DC, V, H or planar
     assert err[mode] < 10.0  # the smoothed edge, otherwise exact
     diagonal = np.subtract.outer(np.arange(-1.0, 16), np.arange(-1.0, 16)) * 3 + 100
-    r = predict(diagonal[0, 1:], diagonal[1:, 0], diagonal[0, 0], 16, {"INTRA_MODES": 8})
+    r = one_block(predict, diagonal[0, 1:], diagonal[1:, 0], diagonal[0, 0], 16, {"INTRA_MODES": 8})
     assert np.allclose(r[4, 1:, 1:], diagonal[2:, 2:])  # a ramp along the diagonal: exact
 
 
@@ -174,6 +187,7 @@ def test_vectors_walk_back_from_their_differences():
     assert np.array_equal(final[~skip], mv[~skip]) and len(diffs) == (~skip).sum()
     assert np.array_equal(scope["mv_walk"](~skip * 1, diffs=diffs)[0], final)
     assert np.array_equal(scope["median_pred"](final)[skip], final[skip])
+    assert np.array_equal(diffs, (mv - scope["median_pred"](final))[~skip])  # raster order
     # role 2: the rest of a 2 x 2 group copies its top-left block (one vector a macroblock)
     role = np.where(rng.random((6, 8)) < 0.5, 1, 0)
     role[1::2, :] = 2
@@ -436,7 +450,7 @@ def _raster_intra_plane(scope: dict, src, shape, b, steps, cfg):
             top = rec[y0 - 1, x0 : x0 + b] if by else None
             left = rec[y0 : y0 + b, x0 - 1] if bx else None
             corner = rec[y0 - 1, x0 - 1] if by and bx else None
-            preds = scope["intra_predictors"](top, left, corner, b, cfg)
+            preds = one_block(scope["intra_predictors"], top, left, corner, b, cfg)
             blk = src[y0 : y0 + b, x0 : x0 + b]
             modes[i] = scope["intra_choice"](blk[None], preds[None], m, zz, steps, cfg)[0]
             coef = (m @ (blk - preds[modes[i]]) @ m.T).reshape(-1)[zz]
@@ -478,7 +492,7 @@ def test_intra_rd_choice_trades_a_larger_residual_for_fewer_bits(luma):
     at = [(by, bx) for by in range(1, blocks.shape[0]) for bx in range(1, blocks.shape[1])]
     blk = np.stack([blocks[by, bx] for by, bx in at])
     # each block predicted from the source around it, as if that were the reconstruction
-    preds = np.stack([scope["intra_neighbours"](src, by, bx, b, cfg) for by, bx in at])
+    preds = scope["intra_neighbours"](src, *np.array(at).T, b, cfg)
     m, zz = scope["transform_matrix"](b), scope["zigzag"](b)
     steps = scope["quant_steps"](b, cfg["STEP_Y"], cfg)
     choose = scope["intra_choice"]
@@ -496,3 +510,249 @@ def test_intra_rd_choice_trades_a_larger_residual_for_fewer_bits(luma):
 
     assert np.all(cost(rd) <= cost(satd) + 1e-9)
     assert (rd != satd).mean() > 0.1 and cost(rd).sum() < 0.99 * cost(satd).sum()
+
+
+def _cut_clip() -> list[tuple[np.ndarray, ...]]:
+    """12 pictures of 64 x 48: six of a slow pan over one part of the sample clip, then a
+    scene cut to six of a pan over another part."""
+    frames = load_clip(SAMPLE_CLIP, max_frames=6).frames
+    out = []
+    for y0, x0 in ((0, 0), (64, 80)):
+        for i, (y, u, v) in enumerate(frames):
+            x = x0 + i
+            out.append(
+                (
+                    np.ascontiguousarray(y[y0 : y0 + 48, x : x + 64]),
+                    np.ascontiguousarray(u[y0 // 2 : y0 // 2 + 24, x // 2 : x // 2 + 32]),
+                    np.ascontiguousarray(v[y0 // 2 : y0 // 2 + 24, x // 2 : x // 2 + 32]),
+                )
+            )
+    return out
+
+
+def test_scene_cut_starts_an_intra_gop_that_nothing_references_across():
+    """The encoder finds the cut, flags it in the stream, and each scene is a GOP of its
+    own: picture 6 is intra and every B picture's anchors lie in its scene. The decoder
+    reads the plan from the flags and reproduces the encoder's reconstruction exactly; with
+    SCENE_CUT 0 the plan is the GOP component's over the whole clip."""
+    from codeclab.design import compose
+
+    frames = _cut_clip()
+    scope: dict = {}
+    exec(compile(compose.compose({"gop": "pyramid"}), "<composed>", "exec"), scope)  # noqa: S102
+    cfg = scope["program_config"](50)
+    assert scope["scene_cuts"](frames, cfg).tolist() == [0] * 6 + [1] + [0] * 5
+    first = [(0, 0), (4, 1), (2, 3), (1, 2), (3, 2), (5, 1)]
+    want = first + [(i + 6, kind if i else 0) for i, kind in first]
+    assert scope["picture_plan"](cfg, scope["EntropyCoder"](cfg), frames, 12) == want
+    whole = scope["picture_plan"]({**cfg, "SCENE_CUT": 0.0}, None, frames, 12)
+    assert whole == scope["gop_plan"](12, cfg) and (6, 0) not in whole
+    # the encoder's reconstruction, then the decoder's from the bitstream alone
+    b, mb, ph, pw = scope["geometry"](cfg, 48, 64)
+    cfg["SHAPES"] = [(ph, pw), (ph // 2, pw // 2), (ph // 2, pw // 2)]
+    coder = scope["EntropyCoder"](cfg)
+    encoded = scope["code_sequence"](cfg, coder, frames, 12)
+    decoded = scope["decode"](scope["encode"](frames, 30.0, 50))
+    for rec, dec in zip(encoded, decoded, strict=True):
+        assert all(
+            np.array_equal(r[: d.shape[0], : d.shape[1]], d) for r, d in zip(rec, dec, strict=True)
+        )
+
+
+@pytest.mark.parametrize("name", ["adaptive_range", "lean_range"])
+def test_large_integers_cost_adaptive_bins_not_raw_escape_bits(name):
+    """Signed integers of every size round-trip; the class of a value and, with
+    INT_TOP_BITS 6, all the bits of one up to 127 are adaptive: 20 rows of vector differences
+    of +-100 (fast camera motion) cost little more than their signs, where an escape with raw
+    bits would cost 7 bits each. Contexts keep their own statistics."""
+    scope = ns(("entropy", name))
+    cfg = {k: float(v) for k, v in scope["entropy_config"]().items()}
+    values = np.array([0, 1, -1, 2, 3, -4, 7, 8, -15, 16, 100, -127, 128, 1000, -(2**30)])
+    coder = scope["EntropyCoder"](cfg)
+    coder.ints("v", values, len(values), np.arange(len(values)) % 3, 3)
+    back = scope["EntropyCoder"](cfg, coder.finish())
+    assert np.array_equal(back.ints("v", None, len(values), np.arange(len(values)) % 3, 3), values)
+    big = np.where(np.arange(20) % 2, 100, -100)
+    coder = scope["EntropyCoder"]({**cfg, "INT_TOP_BITS": 6.0})
+    for _ in range(20):  # statistics adapt between calls, as between rows of blocks
+        coder.ints("v", big, 20, np.zeros(20, np.int64), 1)
+    assert len(coder.finish()) * 8 < 400 * 2.5  # raw escape bits: 400 * 7
+
+
+# The vectorised paths (issue 16: 720p speed) against plain references on small inputs: each
+# must give exactly the reference's numbers, so bitstreams do not change.
+
+
+@pytest.mark.parametrize("name", ["dc", "directional", "angular"])
+def test_intra_predictors_of_a_batch_equal_each_block_alone(name):
+    predict = ns(("intra", name))["intra_predictors"]
+    rng = np.random.default_rng(5)
+    for b in (4, 8, 16):
+        cfg = {"INTRA_MODES": 12 if name == "angular" else 4}
+        top, left = rng.integers(0, 256, (2, 9, b)).astype(np.float64)
+        corner = rng.integers(0, 256, 9).astype(np.float64)
+        for have_top, have_left in ((True, True), (True, False), (False, True)):
+            t, lf = (top if have_top else None), (left if have_left else None)
+            c = corner if have_top and have_left else None
+            batch = predict(t, lf, c, b, cfg)
+            for k in range(9):
+                alone = predict(
+                    None if t is None else t[k : k + 1],
+                    None if lf is None else lf[k : k + 1],
+                    None if c is None else c[k : k + 1],
+                    b,
+                    cfg,
+                )
+                assert np.array_equal(batch[k], alone[0])
+
+
+@pytest.mark.parametrize("b", [4, 8, 16])
+def test_angular_angles_are_np_interp_projections(b):
+    """All angles of a batch read from one joined line per block equal each angle projected
+    on its own with np.interp (family 1: the transpose of family 0 with the sides swapped)."""
+    scope = ns(("intra", "angular"))
+    rng = np.random.default_rng(b)
+    top, left = rng.uniform(0, 255, (2, 3, b))
+    corner = rng.uniform(0, 255, 3)
+    got = scope["angular_angles"](top, left, corner, b, 8)
+    y, x = np.arange(b)[:, None], np.arange(b)[None, :]
+    grid = np.arange(2 * b + 1)
+    for k in range(3):
+        for a, (family, slope) in enumerate(scope["ANGULAR_DIRECTIONS"]):
+            t, lf = (top[k], left[k]) if family == 0 else (left[k], top[k])
+            t_line = np.concatenate([[corner[k]], t, np.full(b, t[-1])])
+            l_line = np.concatenate([[corner[k]], lf, np.full(b, lf[-1])])
+            at_top = x + 1 + (y + 1) * slope
+            at_left = y + 1 - (x + 1) / (-slope if slope < 0 else 1.0)
+            want = np.where(
+                at_top >= 0, np.interp(at_top, grid, t_line), np.interp(at_left, grid, l_line)
+            )
+            assert np.array_equal(got[k, a], want.T if family else want), (k, a)
+
+
+def _full_search(cur, ref, mb, rng, lam, mv_bits):
+    """The plain reference: float SADs of every offset, the first least cost wins."""
+    h, w = cur.shape
+    rp = np.pad(ref, rng, mode="edge")
+    best = np.full((h // mb, w // mb), np.inf)
+    mv = np.zeros((h // mb, w // mb, 2), np.int64)
+    for dy in range(-rng, rng + 1):
+        for dx in range(-rng, rng + 1):
+            shifted = rp[rng + dy : rng + dy + h, rng + dx : rng + dx + w]
+            sad = np.abs(cur - shifted).reshape(h // mb, mb, w // mb, mb).sum(axis=(1, 3))
+            cost = sad + lam * (mv_bits(np.array(dy)) + mv_bits(np.array(dx)))
+            better = cost < best
+            best[better], mv[better] = cost[better], (dy, dx)
+    return mv
+
+
+def _hierarchical(cur, ref, mb, rng, lam, levels, scope):
+    """The plain reference: a mean pyramid, float SADs of one candidate at a time."""
+    while levels and (mb >> levels) < 2:
+        levels -= 1
+    pyr = [(cur, ref)]
+    for _ in range(levels):
+        hh, ww = pyr[-1][0].shape[0] // 2 * 2, pyr[-1][0].shape[1] // 2 * 2
+        pyr.append(
+            tuple(p[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2).mean(axis=(1, 3)) for p in pyr[-1])
+        )
+    nby, nbx = cur.shape[0] // mb, cur.shape[1] // mb
+    mv = np.zeros((nby, nbx, 2), np.int64)
+    for level in range(levels, -1, -1):
+        (c, r), b = pyr[level], mb >> level
+        lr = max(1, rng >> level)
+        rp = np.pad(r, lr + 2, mode="edge")
+        blocks = scope["to_blocks"](c[: nby * b, : nbx * b], b).reshape(-1, b, b)
+        ys, xs = np.repeat(np.arange(nby) * b, nbx), np.tile(np.arange(nbx) * b, nby)
+        win = lr if level == levels else 2
+        start, best = mv.reshape(-1, 2), np.full(len(blocks), np.inf)
+        out = start.copy()
+        for dy in range(-win, win + 1):
+            for dx in range(-win, win + 1):
+                cand = np.clip(start + (dy, dx), -lr, lr)
+                bits = scope["mv_bits"](cand[:, 0] << level) + scope["mv_bits"](cand[:, 1] << level)
+                sad = scope["sad_of"](blocks, rp, lr + 2, ys, xs, cand, b)
+                cost = sad * (1 << (2 * level)) + lam * bits
+                better = cost < best
+                best[better], out[better] = cost[better], cand[better]
+        mv = out.reshape(nby, nbx, 2)
+        if level:
+            mv = np.clip(mv * 2, -rng, rng)
+    return mv
+
+
+@pytest.mark.parametrize("name", ["full_search", "hierarchical"])
+def test_integer_window_motion_searches_equal_plain_float_searches(luma, name):
+    """8-bit SADs in uint8/int16 and every candidate of a window at once choose exactly the
+    vectors of float SADs tried one candidate at a time (ties: the first offset)."""
+    scope = ns(("motion", name))
+    ref = luma[40:104, 60:156]
+    cur = luma[43:107, 58:154]
+    cur[:16, :16] = cur[0, 0]  # a flat block: many tied costs
+    for mb, rng, lam in [(8, 3, 0.0), (16, 5, 2.0), (8, 2, 30.0), (4, 24, 4.0)]:
+        if name == "full_search" and rng > 5:
+            continue
+        got = scope["motion_search"](cur, ref, mb, rng, lam)
+        if name == "full_search":
+            want = _full_search(cur, ref, mb, rng, lam, scope["mv_bits"])
+        else:
+            want = _hierarchical(cur, ref, mb, rng, lam, scope["PYRAMID_LEVELS"], scope)
+        assert np.array_equal(got, want), (mb, rng, lam)
+
+
+def test_window_sads_are_the_sads_of_each_offset(luma):
+    scope = ns()
+    rp = np.pad(luma[:40, :56], 4, mode="edge")
+    blocks = scope["to_blocks"](luma[2:34, 5:53], 8).reshape(-1, 8, 8)
+    ys, xs = np.repeat(np.arange(4) * 8, 6), np.tile(np.arange(6) * 8, 4)
+    sads = scope["window_sads"](scope["pels"](blocks), scope["pels"](rp), ys + 2, xs + 3, 2)
+    for dy in range(5):
+        for dx in range(5):
+            mv = np.tile([dy - 2, dx - 1], (24, 1))
+            assert np.array_equal(sads[dy, dx], scope["sad_of"](blocks, rp, 4, ys, xs, mv, 8))
+
+
+def test_rdoq_equals_its_plain_definition():
+    """Only coefficients that round to a level and blocks with a nonzero AC level are
+    worked on; the result is the plain per-coefficient argmin over (round, round - 1, 0),
+    then each block's end chosen by trying every end."""
+    scope = ns(("quant", "rdoq"))
+    rng = np.random.default_rng(7)
+    steps = scope["quant_steps"](4, 10.0, {"FREQ_SLOPE": 0.5})
+    coef = rng.laplace(0, 6.0, (300, 16)) * (rng.random((300, 1)) < 0.5)
+    coef[:3, :] = [[15.0] + [0.0] * 15, [-4.0] * 16, [5.0, 12.0] + [0.0] * 14]
+    bits = scope["level_bits"]
+    for intra in (True, False):
+        lam = (0.05 if intra else 0.1) * float(steps[0]) ** 2
+        a = np.abs(coef)
+        top = np.floor(a / steps + 0.5)
+        cands = np.stack([top, np.maximum(top - 1, 0), np.zeros_like(top)])
+        pick = np.argmin((a - cands * steps) ** 2 + lam * bits(cands), axis=0)
+        q = (np.sign(coef) * np.take_along_axis(cands, pick[None], 0)[0]).astype(np.int64)
+        for row, c in zip(q, coef, strict=True):  # the end: least kept + dropped cost
+            costs = [
+                (((c - row * steps) ** 2 + lam * bits(row))[1:e]).sum() + (c[e:] ** 2).sum()
+                if e == 1 or row[e - 1] != 0
+                else np.inf
+                for e in range(1, 17)
+            ]
+            row[int(np.argmin(costs)) + 1 :] = 0
+        got = scope["quantise"](coef, steps, intra, {})
+        assert np.array_equal(got, q)
+
+
+def test_inverse_transform_and_rate_of_sparse_levels_equal_dense_ones():
+    scope = ns(("transform", "dct"))
+    rng = np.random.default_rng(8)
+    levels = rng.integers(-3, 4, (48, 64)) * (rng.random((48, 1)) < 0.3)
+    m, zz = scope["transform_matrix"](8), scope["zigzag"](8)
+    blocks = (levels * 7.5)[:, np.argsort(zz)].reshape(6, 8, 8, 8)
+    dense = scope["from_blocks"](m.T @ blocks @ m)
+    assert np.array_equal(
+        scope["inverse_plane"](levels * 7.5, m, 8, np.argsort(zz), (48, 64)), dense
+    )
+    a = np.abs(levels)
+    nz = a > 0
+    eob = np.where(nz.any(axis=1), 64 - np.argmax(nz[:, ::-1], axis=1), 0)
+    rate = 1.0 + 2.0 * np.log2(1.0 + eob) + (nz * (3.0 + 2.0 * np.log2(np.maximum(a, 1)))).sum(1)
+    assert np.array_equal(scope["level_rate"](levels), rate)

@@ -3,8 +3,9 @@
 A composed program is the prelude (imports), the shared core (block helpers, motion
 compensation from an interpolated reference, median vector prediction, cost estimates), one
 component per slot, then the skeleton that wires them into ``encode`` and ``decode``: the
-GOP component's pictures in coding order (I, P with skip decisions, B with bi-prediction)
-through one entropy coder whose statistics span the whole sequence. Its second line
+GOP component's pictures in coding order (I, P with skip decisions, B with bi-prediction),
+each scene a GOP of its own (the encoder finds cuts, a flag per picture says where), through
+one entropy coder whose statistics span the whole sequence. Its second line
 records the composition::
 
     # codeclab-components: transform=dct intra=directional motion=hierarchical ...
@@ -29,7 +30,8 @@ MARKER = "# codeclab-components:"
 _MARKER_LINE = re.compile(r"^# codeclab-components:(?P<body>.*)$", re.MULTILINE)
 
 # The composition that won on the mean BD-rate (PSNR-Y vs x264 over its CRF 22..37 range)
-# of the natural set's three train clips (cars, carphone, bikes; 16 frames each).
+# of the natural set's three train clips (cars, carphone, bikes; 16 frames each). The
+# skeleton's scene cuts (SCENE_CUT) are on for every composition: +34.0 % -> +23.8 % there.
 DEFAULT = {
     "transform": "adaptive_dct",
     "intra": "directional",
@@ -75,10 +77,38 @@ def mv_bits(d):
     return 1.0 + 2.0 * np.floor(np.log2(2.0 * a + 1.0))
 
 
+def windows(plane, size, s=1):
+    """View (rows, cols, size, size) of ``plane`` whose [y, x] is the block at top-left
+    corner (y, x) sampled every ``s`` pixels: indexing it with arrays of corners copies
+    whole blocks, several times faster than indexing ``plane`` pixel by pixel."""
+    span = (size - 1) * s + 1
+    return np.lib.stride_tricks.sliding_window_view(plane, (span, span))[:, :, ::s, ::s]
+
+
 def gather(rp, ys, xs, size):
     """Blocks (N, size, size) of padded plane ``rp`` with top-left corners (ys, xs)."""
-    i = np.arange(size)
-    return rp[(ys[:, None] + i)[:, :, None], (xs[:, None] + i)[:, None, :]]
+    return windows(rp, size)[ys, xs]
+
+
+def pels(plane):
+    """A picture's 8-bit samples as int16: SADs of them are exact integers, computed at a
+    quarter of float64's memory traffic."""
+    return np.rint(plane).astype(np.int16)
+
+
+def window_sads(blocks, rp, ys, xs, r):
+    """SADs (2r + 1, 2r + 1, N) of ``blocks`` (N, b, b) against the blocks of ``rp`` at
+    corners (ys + dy, xs + dx), dy and dx in 0..2r: one gather of each block's
+    neighbourhood serves every offset of a search window."""
+    b = blocks.shape[1]
+    # pixels first, blocks last: each step below is a vector operation over all blocks
+    near = gather(rp, ys, xs, b + 2 * r).transpose(1, 2, 0).copy()
+    own = blocks.transpose(1, 2, 0).copy()
+    out = np.empty((2 * r + 1, 2 * r + 1, len(blocks)))
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out[dy, dx] = np.abs(own - near[dy : dy + b, dx : dx + b]).sum(axis=(0, 1))
+    return out
 
 
 def sad_of(blocks, rp, pad, ys, xs, mv, b):
@@ -89,10 +119,12 @@ def sad_of(blocks, rp, pad, ys, xs, mv, b):
 
 def bilinear_up(p, s):
     """Plane ``p`` (with a 3-pixel edge margin) interpolated bilinearly at 1/s pel: sample
-    (i, j) is position (i / s, j / s) of the plane inside the margin."""
+    (i, j) is position (i / s, j / s) of the plane inside the margin. The s^2 times larger
+    plane is float32: 8-bit samples' interpolations (multiples of 1 / s^2) are exact in it,
+    and writing half the memory of float64 makes it three times faster to build."""
     g = p[3:-2, 3:-2]
     a, b, c, d = g[:-1, :-1], g[:-1, 1:], g[1:, :-1], g[1:, 1:]
-    out = np.empty((a.shape[0] * s, a.shape[1] * s))
+    out = np.empty((a.shape[0] * s, a.shape[1] * s), np.float32)
     for fy in range(s):
         for fx in range(s):
             out[fy::s, fx::s] = (
@@ -105,13 +137,11 @@ def bilinear_at(p, ry, rx, b, s):
     """Blocks (N, b, b) of ``bilinear_up(p, s)`` read at rows ``ry`` + i s and columns
     ``rx`` + j s, computed from ``p`` itself with the same arithmetic (identical values)
     instead of building the s^2 times larger plane."""
-    g = p[3:-2, 3:-2]
-    i = np.arange(b)
+    near = windows(p[3:-2, 3:-2], b + 1)[ry // s, rx // s]  # one gather for all four
     fy, fx = (ry % s)[:, None, None], (rx % s)[:, None, None]
-    y, x = (ry // s)[:, None] + i, (rx // s)[:, None] + i
 
     def at(dy, dx):
-        return g[(y + dy)[:, :, None], (x + dx)[:, None, :]]
+        return near[:, dy : dy + b, dx : dx + b]
 
     return (
         (s - fx) * (s - fy) * at(0, 0)
@@ -132,7 +162,7 @@ def upsampled(ref, s, pad):
     reference many times, so the latest few are kept by content; a wider margin holds the
     same samples, so a narrower request is a view into it (never write to the result)."""
     ref = np.asarray(ref, np.float64)
-    key = (s, ref.shape, zlib.crc32(np.ascontiguousarray(ref).tobytes()))
+    key = (s, ref.shape, zlib.crc32(np.ascontiguousarray(ref)))  # no copy to bytes
     for item in UP_CACHE:
         if item[0] == key and item[1] >= pad:
             UP_CACHE.remove(item)
@@ -148,11 +178,11 @@ def upsampled(ref, s, pad):
 
 def mc_up(up, s, pad, ys, xs, mv, b):
     """Prediction blocks (N, b, b) at top-left corners (ys, xs) displaced by ``mv`` (1/s
-    pel), read from ``up`` = :func:`upsampled` (ref, s, pad)."""
-    i = np.arange(b) * s
+    pel), read from ``up`` = :func:`upsampled` (ref, s, pad), in the plane's type (the
+    subpel component may keep 8-bit samples as uint8)."""
     ry = (ys + pad) * s + mv[:, 0]
     rx = (xs + pad) * s + mv[:, 1]
-    return up[(ry[:, None] + i)[:, :, None], (rx[:, None] + i)[:, None, :]]
+    return windows(up, b, s)[ry, rx]
 
 
 def motion_compensate(ref, mv, b, s, luma=True):
@@ -168,7 +198,7 @@ def motion_compensate(ref, mv, b, s, luma=True):
         p = np.pad(np.asarray(ref, np.float64), pad + 3, mode="edge")
         v = mv.reshape(-1, 2)
         pred = bilinear_at(p, (ys + pad) * s + v[:, 0], (xs + pad) * s + v[:, 1], b, s)
-    return from_blocks(pred.reshape(nby, nbx, b, b))
+    return from_blocks(pred.reshape(nby, nbx, b, b)).astype(np.float64, copy=False)
 
 
 def mv_walk(role, mv=None, diffs=None):
@@ -177,33 +207,41 @@ def mv_walk(role, mv=None, diffs=None):
     ``role``: 0 takes the prediction (a skipped block), 1 adds its coded difference, 2 copies
     the vector of the top-left block of its 2 x 2 group (the rest of a macroblock that has
     one vector on a grid of half-size blocks). Encoder: ``mv`` given, returns (final
-    vectors, differences of the coded ones); decoder: ``diffs``."""
+    vectors, differences of the coded ones); decoder: ``diffs``. Each vector depends on the
+    one before it, so the walk is plain Python on Python integers (numpy's per-call cost
+    on two-element arrays is larger than the work)."""
     nmy, nmx = role.shape
-    final = np.zeros((nmy, nmx, 2), np.int64)
-    zero = np.zeros(2, np.int64)
+    roles = role.tolist()
+    given = None if mv is None else mv.tolist()
+    coded = None if diffs is None else diffs.tolist()
+    final = [[(0, 0)] * nmx for _ in range(nmy)]
     out = []
     for y in range(nmy):
+        row, above = final[y], final[y - 1]
         for x in range(nmx):
-            if role[y, x] == 2:
-                final[y, x] = final[y - y % 2, x - x % 2]
+            kind = roles[y][x]
+            if kind == 2:
+                row[x] = final[y - y % 2][x - x % 2]
                 continue
-            left = final[y, x - 1] if x else zero
+            ly, lx = row[x - 1] if x else (0, 0)
             if y == 0:
-                p = left
+                py, px = ly, lx
             else:
-                above = final[y - 1, x]
-                ar = final[y - 1, x + 1] if x + 1 < nmx else (final[y - 1, x - 1] if x else zero)
-                p = left + above + ar - np.maximum(np.maximum(left, above), ar)
-                p = p - np.minimum(np.minimum(left, above), ar)
-            if role[y, x] == 0:
-                final[y, x] = p
-            elif mv is not None:
-                final[y, x] = mv[y, x]
-                out.append(mv[y, x] - p)
+                ay, ax = above[x]
+                ry, rx = above[x + 1] if x + 1 < nmx else (above[x - 1] if x else (0, 0))
+                py = max(min(ly, ay), min(max(ly, ay), ry))  # the medians, inline
+                px = max(min(lx, ax), min(max(lx, ax), rx))
+            if kind == 0:
+                row[x] = (py, px)
+            elif given is not None:
+                vy, vx = given[y][x]
+                row[x] = (vy, vx)
+                out.append((vy - py, vx - px))
             else:
-                final[y, x] = p + diffs[len(out)]
-                out.append(diffs[len(out)])
-    return final, np.array(out, np.int64).reshape(-1, 2)
+                dy, dx = coded[len(out)]
+                row[x] = (py + dy, px + dx)
+                out.append((dy, dx))
+    return np.array(final, np.int64).reshape(nmy, nmx, 2), np.array(out, np.int64).reshape(-1, 2)
 
 
 def neighbour_vectors(field):
@@ -250,9 +288,13 @@ def transform_plane(plane, m, b, zz):
 
 
 def inverse_plane(coef, m, b, unzz, shape):
+    """The plane of the inverse transforms of ``coef`` (blocks, b * b in zig-zag order).
+    Most residual blocks quantise to nothing: only the others are transformed."""
     nby, nbx = shape[0] // b, shape[1] // b
-    blocks = coef[:, unzz].reshape(nby, nbx, b, b)
-    return from_blocks(m.T @ blocks @ m)
+    some = coef.any(axis=1)
+    out = np.zeros((nby * nbx, b, b))
+    out[some] = m.T @ coef[some][:, unzz].reshape(-1, b, b) @ m
+    return from_blocks(out.reshape(nby, nbx, b, b))
 
 
 def level_rate(levels):
@@ -260,7 +302,9 @@ def level_rate(levels):
     a = np.abs(levels)
     nz = a > 0
     eob = np.where(nz.any(axis=1), levels.shape[1] - np.argmax(nz[:, ::-1], axis=1), 0)
-    return 1.0 + 2.0 * np.log2(1.0 + eob) + (nz * (3.0 + 2.0 * np.log2(np.maximum(a, 1)))).sum(1)
+    mags = np.zeros(a.shape)
+    mags[nz] = 3.0 + 2.0 * np.log2(a[nz])  # most levels are 0
+    return 1.0 + 2.0 * np.log2(1.0 + eob) + mags.sum(1)
 
 
 def block_mask(coded, mbk, b):
@@ -320,6 +364,10 @@ MB_SIZE = 16  # @param choice 8,16,32
 SEARCH_RANGE = 24  # @param int 2..24
 # Motion cost: SAD + MOTION_LAMBDA * step * vector bits.
 MOTION_LAMBDA = 1.0  # @param float 0.0..8.0
+# A picture starts a new scene (an intra picture, a GOP of its own that nothing before it
+# references) when its best motion-compensated prediction error from the picture before it
+# exceeds SCENE_CUT times its intra (mean-removed) error, both at quarter size; 0: never.
+SCENE_CUT = 0.8  # @param float 0.0..4.0
 
 MAGIC = b"CLCP"
 # magic, version, width, height, frames, fps, quality, CRC-32 of program_config(quality)
@@ -330,7 +378,7 @@ def program_config(quality):
     """Everything the decoder needs, by name: the skeleton's numbers and each slot's."""
     step = QP_SCALE * 2.0 ** ((100 - quality) / QUALITY_OCTAVE)
     cfg = {"MB_SIZE": MB_SIZE, "SEARCH_RANGE": SEARCH_RANGE, "STEP_Y": step,
-           "STEP_C": step * CHROMA_QP_RATIO, "I_QP_RATIO": I_QP_RATIO}
+           "STEP_C": step * CHROMA_QP_RATIO, "I_QP_RATIO": I_QP_RATIO, "SCENE_CUT": SCENE_CUT}
     for part in (transform_config, intra_config, motion_config, subpel_config, mode_config,
                  quant_config, entropy_config, loopfilter_config, gop_config):
         cfg.update(part())
@@ -367,7 +415,7 @@ def intra_plane(src, levels, modes, shape, b, steps, cfg):
     for d in range(nby + nbx - 1):
         bys = np.arange(max(0, d - nbx + 1), min(d, nby - 1) + 1)
         bxs = d - bys
-        preds = np.stack([intra_neighbours(rec, by, bx, b, cfg) for by, bx in zip(bys, bxs)])
+        preds = intra_neighbours(rec, bys, bxs, b, cfg)
         idx, n = bys * nbx + bxs, len(bys)
         if encoding:
             blk = blocks[bys, bxs]
@@ -401,13 +449,23 @@ def intra_choice(blk, preds, m, zz, steps, cfg):
     return np.argmin(cost.reshape(n, k), axis=1)
 
 
-def intra_neighbours(rec, by, bx, b, cfg):
-    """The intra slot's candidate predictions of block (by, bx) from ``rec``."""
-    y0, x0 = by * b, bx * b
-    top = rec[y0 - 1, x0 : x0 + b] if by else None
-    left = rec[y0 : y0 + b, x0 - 1] if bx else None
-    corner = rec[y0 - 1, x0 - 1] if by and bx else None
-    return intra_predictors(top, left, corner, b, cfg)
+def intra_neighbours(rec, bys, bxs, b, cfg):
+    """The intra slot's candidate predictions (blocks, modes, b, b) of blocks (bys, bxs)
+    from ``rec``, in batches of blocks that have the same neighbours available."""
+    preds = None
+    i = np.arange(b)
+    for has_top, has_left in ((False, False), (False, True), (True, False), (True, True)):
+        sel = ((bys > 0) == has_top) & ((bxs > 0) == has_left)
+        if sel.any():
+            y0, x0 = bys[sel] * b, bxs[sel] * b
+            top = rec[(y0 - 1)[:, None], x0[:, None] + i] if has_top else None
+            left = rec[y0[:, None] + i, (x0 - 1)[:, None]] if has_left else None
+            corner = rec[y0 - 1, x0 - 1] if has_top and has_left else None
+            p = intra_predictors(top, left, corner, b, cfg)
+            if preds is None:
+                preds = np.empty((len(bys),) + p.shape[1:])
+            preds[sel] = p
+    return preds
 
 
 def code_intra(cfg, coder, src):
@@ -572,15 +630,32 @@ def search_vectors(cfg, src, ref, mb=None):
     return subpel_refine(src[0], r0, mv, mb, lam, cfg).astype(np.int64)
 
 
+# Classes of the coded vector difference above a block (sum of both components' magnitudes,
+# 1/MV_SCALE pel): the context of each component of the block's own difference.
+MVD_CLASSES = np.array([1, 4, 16, 64])
+
+
 def code_field(cfg, coder, kind, field, role):
     """Vectors of the blocks of ``role`` 1 as differences to their median prediction (see
-    :func:`mv_walk` for the others); returns the final field on both sides."""
-    n = 2 * int((role == 1).sum())
-    if field is not None:
-        final, diffs = mv_walk(role, mv=field)
-        coder.ints(kind, diffs.ravel(), n)
+    :func:`mv_walk` for the others), row by row, each component in the context of which
+    component it is and how large the difference coded above the block was (none, small,
+    ..., large: fast motion comes in regions); returns the final field on both sides."""
+    coded = role == 1
+    got = np.zeros(role.shape + (2,), np.int64)
+    final, diffs = mv_walk(role, mv=field) if field is not None else (None, None)
+    done = 0
+    for y in range(role.shape[0]):
+        cols = np.flatnonzero(coded[y])
+        above = np.abs(got[y - 1, cols]).sum(axis=1) if y else np.zeros(cols.size, np.int64)
+        near = np.searchsorted(MVD_CLASSES, above, side="right")
+        ctx = (2 * near[:, None] + np.arange(2)).ravel()
+        given = None if diffs is None else diffs[done : done + cols.size].ravel()
+        n_ctx = 2 * len(MVD_CLASSES) + 2
+        got[y, cols] = coder.ints(kind, given, 2 * cols.size, ctx, n_ctx).reshape(-1, 2)
+        done += cols.size
+    if final is not None:
         return final
-    final = mv_walk(role, diffs=coder.ints(kind, None, n).reshape(-1, 2))[0]
+    final = mv_walk(role, diffs=got[coded])[0]
     if np.abs(final).max(initial=0) > (int(cfg["SEARCH_RANGE"]) + 2) * int(cfg["MV_SCALE"]):
         raise ValueError("motion vector out of range")
     return final
@@ -676,14 +751,65 @@ def code_bipred(cfg, coder, src, past, future, ratio):
     return code_residuals(cfg, coder, "b", src, planes, mode != 3, ratio)
 
 
+def scene_error(cur, prev, rng=6, b=8):
+    """Encoder: the least SAD of each b x b block of ``cur`` against ``prev`` displaced by up
+    to ``rng`` pixels, summed, over the blocks' SAD from their own means (a cheap intra
+    cost): well below 1 when ``prev`` predicts ``cur``, above it after a scene cut."""
+    h, w = cur.shape
+    p = np.pad(prev, rng, mode="edge")
+    best = np.full((h // b, w // b), np.inf)
+    for dy in range(2 * rng + 1):
+        for dx in range(2 * rng + 1):
+            sad = np.abs(cur - p[dy : dy + h, dx : dx + w]).reshape(h // b, b, w // b, b)
+            best = np.minimum(best, sad.sum(axis=(1, 3)))
+    blocks = cur.reshape(h // b, b, w // b, b)
+    flat = np.abs(blocks - blocks.mean(axis=(1, 3), keepdims=True)).sum()
+    return best.sum() / max(flat, 1.0)
+
+
+def scene_cuts(frames, cfg):
+    """Encoder: which pictures start a new scene (see SCENE_CUT), from luma averaged over
+    4 x 4 pixels (8 x 8 blocks of it, a search of +-24 pixels) or less on small pictures."""
+    cuts = np.zeros(len(frames), np.int64)
+    h, w = np.asarray(frames[0][0]).shape
+    f = 4
+    while f > 1 and min(h, w) < 16 * f:
+        f //= 2
+    h, w = h - h % (8 * f), w - w % (8 * f)
+    if cfg["SCENE_CUT"] <= 0 or min(h, w) == 0:
+        return cuts
+    small = [
+        np.asarray(y, np.float64)[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+        for y, _, _ in frames
+    ]
+    for i in range(1, len(frames)):
+        cuts[i] = scene_error(small[i], small[i - 1]) > cfg["SCENE_CUT"]
+    return cuts
+
+
+def picture_plan(cfg, coder, frames, nf):
+    """The GOP component's plan of each scene (a flag per picture after the first says
+    which start one), one after the other: every scene starts with an intra picture and
+    no picture predicts from another scene."""
+    cuts = np.zeros(nf - 1, np.int64) if frames is None else scene_cuts(frames, cfg)[1:]
+    if cfg["SCENE_CUT"] > 0:
+        cuts = coder.symbols("scene", cuts, nf - 1, np.zeros(nf - 1, np.int64), 2)
+    starts = [0] + [int(i) + 1 for i in np.flatnonzero(cuts)]
+    plan = []
+    for lo, hi in zip(starts, starts[1:] + [nf]):
+        part = gop_plan(hi - lo, cfg)
+        if sorted(i for i, _ in part) != list(range(hi - lo)) or part[0][1] != 0:
+            raise ValueError("bad picture plan")
+        plan += [(lo + i, kind) for i, kind in part]
+    return plan
+
+
 def code_sequence(cfg, coder, frames, nf):
-    """Every picture in the GOP component's coding order through one coder; I, P and
+    """Every picture in coding order (:func:`picture_plan`) through one coder; I, P and
     reference B pictures become anchors (P predicts from the latest anchor before it, B
     from the nearest anchors before and after it). Returns the reconstructions in display
     order."""
-    plan = gop_plan(nf, cfg)
-    if sorted(i for i, _ in plan) != list(range(nf)) or plan[0][1] != 0:
-        raise ValueError("bad picture plan")
+    plan = picture_plan(cfg, coder, frames, nf)
     out, anchors = [None] * nf, {}
     for index, kind in plan:
         src = None

@@ -7,8 +7,10 @@ the shared core into one self-contained program. The interfaces, by slot:
 
 ``transform``   ``transform_config() -> dict`` (``BLOCK_SIZE``), ``transform_matrix(n)``: an
                 orthonormal n x n basis (rows), so coefficient SSD equals pixel SSD.
-``intra``       ``intra_config()``, ``intra_predictors(top, left, corner, b)``: the
-                candidate predictions (modes, b, b) of a block from reconstructed neighbours.
+``intra``       ``intra_config()``, ``intra_predictors(top, left, corner, b, cfg)``: the
+                candidate predictions (n, modes, b, b) of a batch of n blocks from their
+                reconstructed top rows (n, b), left columns (n, b) and corners (n,); a
+                side the batch's blocks lack is None (both: one block, 128 everywhere).
 ``motion``      ``motion_config()``, ``motion_search(cur, ref, mb, rng, lam)``: whole-pel
                 vectors (rows, cols, 2) as (dy, dx).
 ``subpel``      ``subpel_config()`` (``MV_SCALE``), ``interpolate(p, s)``: the luma

@@ -16,6 +16,8 @@ _RANGE_HEAD = """\
 ESCAPE = 15  # @param int 2..40
 # How many recent symbols a context remembers (adaptation speed).
 ADAPT_WINDOW = 1024  # @param int 32..16384
+# Bits below a signed integer's leading one coded with adaptive models (the rest raw).
+INT_TOP_BITS = 3  # @param int 0..6
 
 AR_INC = 32
 AR_FAMILY = constriction.stream.model.Categorical(perfect=False)
@@ -26,7 +28,7 @@ BIT_LOG = None
 """
 _RANGE_CODER = '''\
 def entropy_config():
-    return {"ESCAPE": ESCAPE, "ADAPT_WINDOW": ADAPT_WINDOW}
+    return {"ESCAPE": ESCAPE, "ADAPT_WINDOW": ADAPT_WINDOW, "INT_TOP_BITS": INT_TOP_BITS}
 
 
 class AdaptiveModel:
@@ -57,6 +59,7 @@ class EntropyCoder:
     def __init__(self, cfg, data=None):
         self.encoding = data is None
         self.escape, self.window = int(cfg["ESCAPE"]), int(cfg["ADAPT_WINDOW"])
+        self.int_top = int(cfg["INT_TOP_BITS"])
         self.models = {}
         if self.encoding:
             self.enc = constriction.stream.queue.RangeEncoder()
@@ -150,14 +153,45 @@ _RANGE_TAIL = '''\
         return self.sym(model, np.asarray(ctx, np.int64).ravel()[:count], given)
 
     def ints(self, kind, values, count, ctx=None, n_ctx=1):
-        """Signed integers: magnitude (up to 16, then an escape) in context ``ctx``, then
-        escapes and signs."""
-        model = self.model((kind, "int"), n_ctx, 17)
+        """Signed integers (at most 2^30 in magnitude) with no escape: the magnitude's class
+        (0 for 0, else its bit length; in context ``ctx``), the top bits below its leading
+        one (up to INT_TOP_BITS, a model per class), the lower bits raw, then the signs.
+        So a large value, a vector of fast camera motion, costs a few adaptive bins more
+        than a small one rather than an escape and raw bits."""
         ctx = np.zeros(count, np.int64) if ctx is None else np.asarray(ctx, np.int64)
+        mags = cls = None
         if self.encoding:
             values = np.asarray(values, np.int64).ravel()
-        mags = self.sym(model, ctx, np.minimum(np.abs(values), 16) if self.encoding else None)
-        return self.tail(kind, mags.copy(), values, 16)
+            mags = np.abs(values)
+            cls = np.zeros(count, np.int64)
+            for t in range(31):
+                cls += (mags >> t) > 0
+        cls = self.sym(self.model((kind, "int"), n_ctx, 32), ctx, cls)
+        out = np.where(cls > 0, 1 << np.maximum(cls - 1, 0), 0)
+        for c in range(2, int(cls.max(initial=0)) + 1):
+            sel = np.flatnonzero(cls == c)
+            low = c - 1
+            top = min(low, self.int_top)
+            offset = None if mags is None else mags[sel] - (1 << low)
+            if sel.size:
+                model = self.model((kind, "int", c), 1, 1 << top, flat=True)
+                given = None if offset is None else offset >> (low - top)
+                high = self.sym(model, np.zeros(sel.size, np.int64), given)
+                rest = self.raw(offset, low - top, sel.size, (kind, "escape"))
+                out[sel] += (high << (low - top)) + rest
+        nz = np.flatnonzero(out)
+        sign = self.bits(None if mags is None else values[nz] < 0, nz.size, (kind, "sign"))
+        out[nz] *= 1 - 2 * sign
+        return out
+
+    def raw(self, values, width, count, key):
+        """The low ``width`` bits of each of ``count`` non-negative values, uncoded."""
+        if width == 0:
+            return np.zeros(count, np.int64)
+        shift = np.tile(np.arange(width), count)
+        given = None if values is None else (np.repeat(values, width) >> shift) & 1
+        b = self.bits(given, count * width, key)
+        return (b << shift).reshape(count, width).sum(axis=1)
 
     def finish(self):
         return self.enc.get_compressed().astype("<u4").tobytes()
@@ -307,7 +341,7 @@ def eg_bits(u, k):
     """Bits (uint8 array) of order-k Exp-Golomb codes of the non-negative integers ``u``."""
     c = np.asarray(u, np.int64) + (1 << k)
     length = np.zeros(len(c), np.int64)
-    for t in range(63):
+    for t in range(int(c.max(initial=1)).bit_length()):  # not 63 rounds per block
         length += (c >> t) > 0
     size = 2 * length - 1 - k
     total = int(size.sum())

@@ -1,32 +1,35 @@
-"""Intra prediction of a block from its reconstructed top row and left column."""
+"""Intra prediction of blocks from their reconstructed top rows and left columns, a batch
+of blocks at a time (the blocks of one anti-diagonal of the wavefront)."""
 
 from codeclab.design.components import component
 
 FOUR = '''
 
 def four_predictors(top, left, corner, b):
-    """The neighbours with missing ones replaced by the other side (or 128), so every mode
-    exists everywhere and the mode index alone tells the decoder what to do, and the DC,
-    vertical, horizontal and planar predictions from them."""
+    """The neighbours of a batch of blocks with missing ones replaced by the other side (or
+    128), so every mode exists everywhere and the mode index alone tells the decoder what to
+    do, and the DC, vertical, horizontal and planar predictions (each (n, b, b)) from them."""
     if top is None and left is None:
-        top = left = np.full(b, 128.0)
-        corner = 128.0
+        top = left = np.full((1, b), 128.0)
+        corner = np.full(1, 128.0)
     elif top is None:
-        top = np.full(b, float(left[0]))
-        corner = float(left[0])
+        top, corner = np.repeat(left[:, :1], b, axis=1), left[:, 0]
     elif left is None:
-        left = np.full(b, float(top[0]))
-        corner = float(top[0])
+        left, corner = np.repeat(top[:, :1], b, axis=1), top[:, 0]
     top, left = np.asarray(top, np.float64), np.asarray(left, np.float64)
-    dc = np.full((b, b), (top.mean() + left.mean()) / 2.0)
-    vert = np.tile(top, (b, 1))
-    horiz = np.tile(left[:, None], (1, b))
+    n = len(top)
+    dc = np.broadcast_to(((top.mean(axis=1) + left.mean(axis=1)) / 2.0)[:, None, None], (n, b, b))
+    vert = np.broadcast_to(top[:, None, :], (n, b, b))
+    horiz = np.broadcast_to(left[:, :, None], (n, b, b))
     i = np.arange(1, b + 1)[:, None]
     j = np.arange(1, b + 1)[None, :]
-    planar = ((b - j) * left[:, None] + j * top[-1] + (b - i) * top[None, :] + i * left[-1]) / (
-        2.0 * b
-    )
-    return top, left, corner, [dc, vert, horiz, planar]
+    planar = (
+        (b - j) * left[:, :, None]
+        + j * top[:, -1, None, None]
+        + (b - i) * top[:, None, :]
+        + i * left[:, -1, None, None]
+    ) / (2.0 * b)
+    return top, left, np.asarray(corner, np.float64), [dc, vert, horiz, planar]
 '''
 
 DC = component(
@@ -39,10 +42,10 @@ def intra_config():
 
 
 def intra_predictors(top, left, corner, b, cfg):
-    """One candidate: the mean of the available neighbours (128 when there are none)."""
+    """One candidate per block: the mean of the available neighbours (128 without)."""
     have = [x for x in (top, left) if x is not None]
-    dc = float(np.mean(np.concatenate(have))) if have else 128.0
-    return np.full((1, b, b), dc)
+    dc = np.mean(np.concatenate(have, axis=1), axis=1) if have else np.full(1, 128.0)
+    return np.broadcast_to(dc[:, None, None, None], (len(dc), 1, b, b)).copy()
 ''',
 )
 
@@ -64,7 +67,7 @@ def intra_config():
 def intra_predictors(top, left, corner, b, cfg):
     """Candidates (DC, vertical, horizontal, planar)[:INTRA_MODES] from the neighbours."""
     count = int(cfg.get("INTRA_MODES", 4))
-    return np.stack(four_predictors(top, left, corner, b)[3][:count])
+    return np.stack(four_predictors(top, left, corner, b)[3][:count], axis=1)
 '''
     + FOUR,
 )
@@ -103,32 +106,53 @@ def intra_config():
 
 
 def angular_smooth(top, left, corner):
-    """[1,2,1]-filtered neighbours (H.264 8x8 intra): an angle copies each reference sample
-    across the whole block, so its coding noise would otherwise be copied too."""
-    line = np.concatenate([left[::-1], [corner], top])
-    padded = np.concatenate([line[:1], line, line[-1:]])
-    smooth = (padded[:-2] + 2.0 * padded[1:-1] + padded[2:]) / 4.0
-    n = len(left)
-    return smooth[n + 1 :], smooth[:n][::-1], float(smooth[n])
+    """[1,2,1]-filtered neighbours (H.264 8x8 intra) of each block of a batch: an angle
+    copies each reference sample across the whole block, so its coding noise would
+    otherwise be copied too."""
+    line = np.concatenate([left[:, ::-1], corner[:, None], top], axis=1)
+    padded = np.concatenate([line[:, :1], line, line[:, -1:]], axis=1)
+    smooth = (padded[:, :-2] + 2.0 * padded[:, 1:-1] + padded[:, 2:]) / 4.0
+    n = left.shape[1]
+    return smooth[:, n + 1 :], smooth[:, :n][:, ::-1], smooth[:, n]
 
 
-def angular_project(top, left, corner, b, slope):
-    """Copy the reference along lines of ``slope``: each pixel takes the value where its
+def angular_taps(b, slope):
+    """Copying the reference along lines of ``slope``: each pixel takes the value where its
     line meets the top row, or the left column when the line passes left of the corner
-    (negative slopes), linearly interpolated between samples. Without samples beyond the
-    block the top row and left column are extended by their last sample."""
+    (negative slopes), linearly interpolated between samples. Per pixel, the index of the
+    sample before that point in the joined line [corner, top row, its last sample repeated
+    b times, corner, left column, its last repeated b times] and the fraction towards the
+    next sample, as np.interp computes them."""
     y = np.arange(b)[:, None]
     x = np.arange(b)[None, :]
-    top_line = np.concatenate([[corner], top, np.full(b, top[-1])])  # x = -1 .. 2b - 1
-    left_line = np.concatenate([[corner], left, np.full(b, left[-1])])  # y = -1 .. 2b - 1
-    at_top = x + 1 + (y + 1) * slope  # where the line crosses y = -1, as a top_line index
-    at_left = y + 1 - (x + 1) / (-slope if slope < 0 else 1.0)  # ... x = -1, in left_line
-    grid = np.arange(2 * b + 1)
-    return np.where(
-        at_top >= 0,
-        np.interp(at_top, grid, top_line),
-        np.interp(at_left, grid, left_line),
-    )
+    at_top = x + 1 + (y + 1) * slope  # where the line crosses y = -1, as a top-line index
+    at_left = y + 1 - (x + 1) / (-slope if slope < 0 else 1.0)  # ... x = -1, left line
+    top = at_top >= 0
+    pos = np.clip(np.where(top, at_top, at_left), 0, 2 * b)
+    j = np.floor(pos).astype(np.int64)
+    return j + np.where(top, 0, 2 * b + 1), pos - j
+
+
+def angular_angles(top, left, corner, b, count):
+    """The first ``count`` ANGULAR_DIRECTIONS' predictions (n, count, b, b) from the
+    smoothed neighbours, all read from one joined reference line per block; family 1 is
+    family 0 with the top and left lines swapped, transposed."""
+    side = 2 * b + 1
+    lines = [
+        np.concatenate([corner[:, None], s, np.repeat(s[:, -1:], b, axis=1)], axis=1)
+        for s in (top, left)
+    ]
+    joined = np.concatenate([lines[0], lines[1], lines[1][:, -1:]], axis=1)
+    idx, frac = [], []
+    for family, slope in ANGULAR_DIRECTIONS[:count]:
+        j, f = angular_taps(b, slope)
+        if family:
+            j, f = np.where(j < side, j + side, j - side).T, f.T
+        idx.append(j)
+        frac.append(f)
+    idx, frac = np.array(idx), np.array(frac)
+    lo, hi = joined[:, idx], joined[:, idx + 1]
+    return np.where(frac == 0, lo, (hi - lo) * frac + lo)
 
 
 def intra_predictors(top, left, corner, b, cfg):
@@ -139,13 +163,11 @@ def intra_predictors(top, left, corner, b, cfg):
     """
     count = int(cfg.get("INTRA_MODES", 8))
     top, left, corner, preds = four_predictors(top, left, corner, b)
-    s_top, s_left, s_corner = angular_smooth(top, left, float(corner))
-    for family, slope in ANGULAR_DIRECTIONS[: max(0, count - 4)]:
-        if family == 0:
-            preds.append(angular_project(s_top, s_left, s_corner, b, slope))
-        else:
-            preds.append(angular_project(s_left, s_top, s_corner, b, slope).T)
-    return np.stack(preds[:count])
+    four = np.stack(preds[:count], axis=1)
+    if count <= 4:
+        return four
+    s_top, s_left, s_corner = angular_smooth(top, left, corner)
+    return np.concatenate([four, angular_angles(s_top, s_left, s_corner, b, count - 4)], axis=1)
 '''
     + FOUR,
 )

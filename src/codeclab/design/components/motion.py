@@ -12,16 +12,21 @@ def motion_config():
 
 
 def motion_search(cur, ref, mb, rng, lam):
-    """Best (dy, dx) per macroblock over the whole (2 rng + 1)^2 window."""
+    """Best (dy, dx) per macroblock over the whole (2 rng + 1)^2 window. The pictures are
+    8-bit: each offset's differences in uint8, summed over a macroblock's rows in uint16
+    (at most 32 * 255), then over its columns: exact, and a fraction of float64's work."""
     h, w = cur.shape
     pad = rng + 1
-    rp = np.pad(ref, pad, mode="edge")
+    c = np.clip(np.rint(cur), 0, 255).astype(np.uint8)
+    rp = np.pad(np.clip(np.rint(ref), 0, 255).astype(np.uint8), pad, mode="edge")
     best = np.full((h // mb, w // mb), np.inf)
     mv = np.zeros((h // mb, w // mb, 2), np.int64)
     for dy in range(-rng, rng + 1):
         for dx in range(-rng, rng + 1):
             shifted = rp[pad + dy : pad + dy + h, pad + dx : pad + dx + w]
-            sad = np.abs(cur - shifted).reshape(h // mb, mb, w // mb, mb).sum(axis=(1, 3))
+            diff = np.maximum(c, shifted) - np.minimum(c, shifted)
+            rows = np.add.reduce(diff.reshape(h // mb, mb, w), axis=1, dtype=np.uint16)
+            sad = rows.reshape(h // mb, w // mb, mb).sum(axis=2, dtype=np.int64)
             cost = sad + lam * (mv_bits(np.array(dy)) + mv_bits(np.array(dx)))
             better = cost < best
             best[better] = cost[better]
@@ -47,8 +52,8 @@ def motion_search(cur, ref, mb, rng, lam):
     """Per macroblock, walk a diamond of shrinking step towards lower cost."""
     h, w = cur.shape
     pad = rng + 1
-    rp = np.pad(ref, pad, mode="edge")
-    blocks = to_blocks(cur, mb).reshape(-1, mb, mb)
+    rp = np.pad(pels(ref), pad, mode="edge")
+    blocks = to_blocks(pels(cur), mb).reshape(-1, mb, mb)
     nby, nbx = h // mb, w // mb
     ys = np.repeat(np.arange(nby) * mb, nbx)
     xs = np.tile(np.arange(nbx) * mb, nby)
@@ -94,17 +99,20 @@ def motion_config():
 
 
 def motion_search(cur, ref, mb, rng, lam):
-    """Coarse-to-fine: exhaustive at the top of a mean pyramid, +-2 on the way down."""
+    """Coarse-to-fine: exhaustive at the top of a mean pyramid, +-2 on the way down.
+    Level l holds sums of 4^l pixels of the 8-bit pictures, integers in int16 (a quarter of
+    float64's memory traffic), whose SADs are exactly 4^l times those of the means."""
     h, w = cur.shape
     levels = int(PYRAMID_LEVELS)
     while levels and (mb >> levels) < 2:
         levels -= 1
-    pyr = [(cur, ref)]
+    pyr = [(pels(cur), pels(ref))]
     for _ in range(levels):
         c, r = pyr[-1]
         hh, ww = c.shape[0] // 2 * 2, c.shape[1] // 2 * 2
         pyr.append(tuple(
-            p[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2).mean(axis=(1, 3)) for p in (c, r)
+            p[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2).sum(axis=(1, 3), dtype=np.int16)
+            for p in (c, r)
         ))
     nby, nbx = h // mb, w // mb
     mv = np.zeros((nby, nbx, 2), np.int64)
@@ -118,19 +126,21 @@ def motion_search(cur, ref, mb, rng, lam):
         ys = np.repeat(np.arange(nby) * b, nbx)
         xs = np.tile(np.arange(nbx) * b, nby)
         start = mv.reshape(-1, 2)
-        if level == levels:
-            offsets = [(dy, dx) for dy in range(-lr, lr + 1) for dx in range(-lr, lr + 1)]
-        else:
-            offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
-        best = np.full(len(blocks), np.inf)
-        out = start.copy()
-        for d in offsets:
-            cand = np.clip(start + np.array(d), -lr, lr)
-            bits = mv_bits(cand[:, 0] << level) + mv_bits(cand[:, 1] << level)
-            cst = sad_of(blocks, rp, pad, ys, xs, cand, b) * (1 << (2 * level)) + lam * bits
-            better = cst < best
-            best[better] = cst[better]
-            out[better] = cand[better]
+        win = lr if level == levels else 2  # every candidate lies within win of the centre
+        centre = np.clip(start, -lr, lr)  # (a start beyond the range only where rng < 4)
+        corner = centre + pad - win
+        sads = window_sads(blocks, rp, ys + corner[:, 0], xs + corner[:, 1], win)
+        # every candidate (rows of dy, then dx) of every block at once, each vector
+        # component (offsets, blocks) on its own; the first of the least costs wins
+        d = np.arange(-win, win + 1)[:, None]
+        cy, cx = (np.clip(start[:, a] + d, -lr, lr) for a in (0, 1))
+        table = mv_bits(np.arange(-lr, lr + 1) << level)
+        bits = table[cy + lr][:, None] + table[cx + lr][None, :]
+        n = np.arange(len(blocks))
+        ky, kx = cy - centre[:, 0] + win, cx - centre[:, 1] + win
+        cost = sads[ky[:, None], kx[None, :], n] + lam * bits
+        iy, ix = np.divmod(np.argmin(cost.reshape(-1, len(n)), axis=0), len(d))
+        out = np.stack([cy[iy, n], cx[ix, n]], axis=1)
         mv = out.reshape(nby, nbx, 2)
         if level:
             mv = np.clip(mv * 2, -rng, rng)
@@ -162,8 +172,8 @@ def motion_search(cur, ref, mb, rng, lam):
     h, w = cur.shape
     nby, nbx = h // mb, w // mb
     pad = rng + 1
-    rp = np.pad(ref, pad, mode="edge")
-    blocks = to_blocks(cur, mb).reshape(-1, mb, mb)
+    rp = np.pad(pels(ref), pad, mode="edge")
+    blocks = to_blocks(pels(cur), mb).reshape(-1, mb, mb)
     ys = np.repeat(np.arange(nby) * mb, nbx)
     xs = np.tile(np.arange(nbx) * mb, nby)
     d = 4 if mb >= 8 else 1
@@ -176,10 +186,10 @@ def motion_search(cur, ref, mb, rng, lam):
         r = max(1, rng // d)
         sp = np.pad(small[1], r, mode="edge")
         sb = to_blocks(small[0], mb // d).reshape(-1, mb // d, mb // d)
+        sads = window_sads(sb, sp, ys // d, xs // d, r)
         for dy in range(-r, r + 1):
             for dx in range(-r, r + 1):
-                v = np.tile(np.array([dy, dx]), (nby * nbx, 1))
-                c = sad_of(sb, sp, r, ys // d, xs // d, v, mb // d)
+                c = sads[dy + r, dx + r]
                 better = c < best
                 best[better] = c[better]
                 coarse[better] = (dy * d, dx * d)

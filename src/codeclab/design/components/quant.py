@@ -52,8 +52,9 @@ def rd_end_of_block(coef, q, steps, lam):
     position is always kept); levels from e on are zeroed."""
     shape = q.shape
     n = shape[-1]
-    c = coef.reshape(-1, n)
-    ql = q.reshape(-1, n).copy()
+    out = q.reshape(-1, n).copy()
+    rows = np.flatnonzero(out[:, 1:].any(axis=1))  # the others end after their DC already
+    c, ql = coef.reshape(-1, n)[rows], out[rows]
     kept = (c - ql * steps) ** 2 + lam * level_bits(ql)
     zero = np.zeros((len(c), 1))
     cost = np.concatenate([zero, np.cumsum(kept[:, 1:], axis=1)], axis=1) + np.concatenate(
@@ -63,7 +64,8 @@ def rd_end_of_block(coef, q, steps, lam):
     cost[~valid] = np.inf
     end = np.argmin(cost, axis=1) + 1
     ql[np.arange(n)[None, :] >= end[:, None]] = 0
-    return ql.reshape(shape)
+    out[rows] = ql
+    return out.reshape(shape)
 '''
 
 RDO = component(
@@ -121,9 +123,14 @@ def quantise(coef, steps, intra, cfg):
     lam = float(RDOQ_LAMBDA_INTRA if intra else RDOQ_LAMBDA) * float(steps[0]) ** 2
     a = np.abs(coef)
     top = np.floor(a / steps + 0.5)
-    cands = np.stack([top, np.maximum(top - 1, 0), np.zeros_like(top)])
-    cost = (a[None] - cands * steps) ** 2 + lam * level_bits(cands)
-    mags = np.take_along_axis(cands, np.argmin(cost, axis=0)[None], axis=0)[0]
+    mags = np.zeros_like(top)
+    some = top > 0  # where rounding gives 0 every candidate is 0
+    a, top, st = a[some], top[some], np.broadcast_to(steps, some.shape)[some]
+    lower = np.maximum(top - 1, 0)
+    cost = [(a - m * st) ** 2 + lam * level_bits(m) for m in (top, lower, np.zeros_like(top))]
+    # the first of the least costs, as argmin over (round, round - 1, 0) takes it
+    first = (cost[0] <= cost[1]) & (cost[0] <= cost[2])
+    mags[some] = np.where(first, top, np.where(cost[1] <= cost[2], lower, 0.0))
     q = (np.sign(coef) * mags).astype(np.int64)
     return rd_end_of_block(coef, q, steps, lam) if lam > 0 else q
 """
