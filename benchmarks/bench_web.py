@@ -42,8 +42,7 @@ from codeclab.campaign import run_campaign
 from codeclab.config import SAMPLE_CLIP, Settings
 from codeclab.evaluate.bench import machine
 from codeclab.media import load_clip, write_y4m
-from codeclab.store.artifacts import open_artifact_store
-from codeclab.store.factory import open_experiment_store
+from codeclab.store.factory import open_artifact_store, open_experiment_store
 
 PER_CAMPAIGN = 100
 ROUTES = ("/", "/blog", "/experiments/{id}", "/compare?a={id}&b={other}")

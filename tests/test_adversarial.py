@@ -549,7 +549,7 @@ def test_strong_isolation_is_required_by_default(
 def test_allowed_weak_isolation_runs_but_does_not_rank(
     home: Path, small_clip_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from codeclab.campaign import leaderboard_entry, ranks
+    from codeclab.ranking import leaderboard_entry, ranks
     from codeclab.runner import _combined_target
     from codeclab.store.summary import holdout_bd_rates
 

@@ -9,6 +9,7 @@ import pytest
 
 from codeclab.config import SAMPLE_CLIP
 from codeclab.design import components as C
+from codeclab.design.compose import namespace
 from codeclab.media import load_clip
 
 
@@ -18,7 +19,7 @@ def luma() -> np.ndarray:
 
 
 def ns(*parts: tuple[str, str]) -> dict:
-    return C.namespace(*(C.get(slot, name) for slot, name in parts))
+    return namespace(*(C.get(slot, name) for slot, name in parts))
 
 
 def test_registry_has_every_slot_and_declared_params():

@@ -10,7 +10,8 @@ import pytest
 
 from codeclab.config import Settings
 from codeclab.store import links
-from codeclab.store.artifacts import LocalArtifactStore, open_artifact_store
+from codeclab.store.artifacts import LocalArtifactStore
+from codeclab.store.factory import open_artifact_store
 
 SECRET = b"s" * 32
 

@@ -24,14 +24,8 @@ from typer.testing import CliRunner
 from codeclab.campaign import CampaignResult, run_campaign
 from codeclab.cli import app
 from codeclab.config import load_settings
-from codeclab.executors import (
-    INSTALL_RAY,
-    Executor,
-    ExecutorError,
-    open_executor,
-    resources_for,
-    shared_state_problem,
-)
+from codeclab.executors import INSTALL_RAY, Executor, ExecutorError, resources_for
+from codeclab.executors.factory import open_executor, shared_state_problem
 from codeclab.media import load_clip
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore

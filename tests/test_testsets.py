@@ -12,7 +12,6 @@ import av
 import pytest
 from pydantic import ValidationError
 
-from codeclab.campaign import leaderboard
 from codeclab.config import load_settings
 from codeclab.design.evolve import fitness
 from codeclab.evaluate.testsets import (
@@ -24,6 +23,7 @@ from codeclab.evaluate.testsets import (
     natural_set,
 )
 from codeclab.media import frames_sha256, load_clip, write_y4m
+from codeclab.ranking import leaderboard
 from codeclab.record import (
     BaselineCurve,
     BaselineRungRecord,
@@ -321,3 +321,10 @@ def test_evaluate_runs_on_the_natural_set(home, monkeypatch: pytest.MonkeyPatch)
     assert record["test_set"] == "natural" and not record["holdout_is_train"]
     splits = [(c["name"] + ".mkv", c["split"]) for c in record["clips"]]
     assert splits == [(n, s) for n, *_, s in NATURAL]
+
+
+def test_the_built_in_sets_are_the_ones_the_settings_know() -> None:
+    from codeclab.config import BUILT_IN_TEST_SETS
+    from codeclab.evaluate.testsets import BUILT_IN
+
+    assert set(BUILT_IN) == set(BUILT_IN_TEST_SETS)

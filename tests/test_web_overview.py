@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codeclab.campaign import leaderboard
+from codeclab.ranking import leaderboard
 from codeclab.record import Reasoning, utcnow
 from codeclab.store.factory import open_experiment_store
 from codeclab.web.campaigns import CampaignState

@@ -31,15 +31,16 @@ from codeclab.config import Settings
 from codeclab.design.evolve import EvolveDesigner, Proposal, program_sha256
 from codeclab.design.llm import BudgetExhausted, DesignRejected
 from codeclab.evaluate import bdrate, rd, testsets
-from codeclab.executors import Executor, open_executor
+from codeclab.executors import Executor
+from codeclab.executors.factory import open_executor
 from codeclab.executors.local import LOCAL
 from codeclab.media import Clip
+from codeclab.ranking import leaderboard
 from codeclab.record import ExperimentRecord, PhaseRecord, Reasoning
 from codeclab.runner import Job, validation_error
-from codeclab.sandbox.bwrap import STRONG
-from codeclab.store.artifacts import ArtifactStore, open_artifact_store
+from codeclab.store.artifacts import ArtifactStore
 from codeclab.store.db import ExperimentStore
-from codeclab.store.factory import open_experiment_store
+from codeclab.store.factory import open_artifact_store, open_experiment_store
 
 
 class CampaignError(RuntimeError):
@@ -60,34 +61,6 @@ class CampaignResult:
 
     def families(self) -> list[FamilyHull]:
         return family_hulls(self.experiments)
-
-
-LEADERBOARD_ENCODERS = ("x264", "x265")
-"""The anchors the leaderboard ranks by, in the order the designer's fitness uses them."""
-
-
-def ranks(record: ExperimentRecord) -> bool:
-    """Whether a record may rank (leaderboard, best figures, target): it succeeded, under
-    strong isolation. Under weak isolation a program that escapes the policy can read the
-    source clip from the host, so its figures prove nothing."""
-    return record.status == "ok" and record.isolation == STRONG
-
-
-def leaderboard_entry(record: ExperimentRecord) -> tuple[str, float] | None:
-    """The leaderboard figure and its anchor: BD-rate (PSNR-Y) on the holdout clips against
-    the first baseline that has one; lower is better."""
-    if not ranks(record):
-        return None
-    for encoder in LEADERBOARD_ENCODERS:
-        bd = record.leaderboard_bd_rate(encoder)
-        if bd is not None and bd.value is not None:
-            return encoder, bd.value
-    return None
-
-
-def leaderboard(record: ExperimentRecord) -> float | None:
-    entry = leaderboard_entry(record)
-    return entry[1] if entry else None
 
 
 def family_of(program_name: str) -> str:

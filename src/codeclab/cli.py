@@ -30,11 +30,10 @@ from codeclab.store.artifacts import (
     LocalArtifactStore,
     decoder_key,
     linked_record,
-    open_artifact_store,
     reconstructed_key,
 )
 from codeclab.store.db import ExperimentStore, StoreError
-from codeclab.store.factory import open_experiment_store
+from codeclab.store.factory import open_artifact_store, open_experiment_store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 out = Console()
@@ -415,7 +414,7 @@ def report(
     out.print(summary_table(result.experiments, f"campaign {result.campaign_id}"))
     print_families(result.families())
     if best:
-        from codeclab.campaign import leaderboard_entry
+        from codeclab.ranking import leaderboard_entry
 
         anchor, value = leaderboard_entry(best)
         out.print(

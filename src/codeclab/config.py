@@ -34,6 +34,10 @@ def _config_file() -> Path:
 
 
 DEFAULT_TEST_SET = "default"
+NATURAL_TEST_SET = "natural"
+BUILT_IN_TEST_SETS = (NATURAL_TEST_SET,)
+"""Test sets shipped with the lab (:mod:`codeclab.evaluate.testsets` defines them); a
+codeclab.toml cannot redefine them."""
 
 
 class TestSet(BaseModel):
@@ -178,15 +182,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _test_set_exists(self) -> Settings:
-        from codeclab.evaluate.testsets import BUILT_IN
-
-        taken = sorted(set(BUILT_IN) & set(self.test_sets))
+        taken = sorted(set(BUILT_IN_TEST_SETS) & set(self.test_sets))
         if taken:
             raise ValueError(f"test set {taken[0]!r} is built in: give yours another name")
-        if self.test_set not in (None, DEFAULT_TEST_SET, *BUILT_IN, *self.test_sets):
+        if self.test_set not in (None, DEFAULT_TEST_SET, *BUILT_IN_TEST_SETS, *self.test_sets):
             known = ", ".join(sorted(self.test_sets)) or "none"
             raise ValueError(
-                f"unknown test set {self.test_set!r} (built in: {', '.join(BUILT_IN)}; "
+                f"unknown test set {self.test_set!r} (built in: {', '.join(BUILT_IN_TEST_SETS)}; "
                 f"configured in [test_sets]: {known})"
             )
         return self

@@ -14,6 +14,10 @@ import numpy as np
 
 Frame = tuple[np.ndarray, np.ndarray, np.ndarray]
 
+SSIM_MIN_SIZE = 8
+"""Smallest width and height SSIM is defined for: one 8x8 window (FFmpeg's ssim filter
+averages over none below it). Clips smaller than this are refused when they are loaded."""
+
 
 class FrameMismatch(ValueError):
     """Decoded frames do not match the source in count, shape or dtype."""

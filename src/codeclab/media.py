@@ -16,8 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codeclab.evaluate.metrics import SSIM_MIN_SIZE
-from codeclab.frames import Frame
+from codeclab.frames import SSIM_MIN_SIZE, Frame
 
 RAW_SUFFIXES = {".yuv", ".raw", ".i420"}
 

@@ -17,7 +17,6 @@ itself, from the driver only.
 from __future__ import annotations
 
 import hashlib
-import platform
 import threading
 import time
 import uuid
@@ -26,10 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import av
 import numpy as np
 
-from codeclab import __version__
 from codeclab.config import Settings
 from codeclab.design.evolve import program_sha256
 from codeclab.evaluate import baselines, bdrate, rd, testsets
@@ -108,16 +105,6 @@ class Job:
     publish: bool = True  # publish by the settings' policy (a screen never publishes)
 
 
-def versions() -> dict[str, str]:
-    return {
-        "codeclab": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pyav": av.__version__,
-        **{name: baselines.encoder_version(name) for name in baselines.ENCODERS},
-    }
-
-
 class Experiment:
     """Runs the phases in order; the first failure stops it and becomes the record's error."""
 
@@ -150,7 +137,7 @@ class Experiment:
                 )
                 for c in job.clips
             ],
-            versions=versions(),
+            versions=tasks.versions(),
             phases=[PhaseRecord(name="design", status="ok", seconds=job.design_seconds)],
             stage=job.stage,
             screen=job.screen,

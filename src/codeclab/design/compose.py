@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from codeclab.design.components import PRELUDE, SLOTS, choices, get
+from codeclab.design.components import PRELUDE, SLOTS, Component, choices, get
 from codeclab.design.params import parse_params, set_params
 
 MARKER = "# codeclab-components:"
@@ -939,3 +939,15 @@ def crossover(first: str, second: str, from_second: set[str] | frozenset[str]) -
             if pname in second_values:
                 values[pname] = second_values[pname]
     return compose(parts, values)
+
+
+def namespace(*parts: Component, core: bool = True) -> dict:
+    """Run the prelude, the shared core and ``parts`` in a fresh namespace (for tests).
+
+    This is lab code running the lab's own component text; programs themselves are only
+    ever run in the sandbox.
+    """
+    text = PRELUDE + (CORE if core else "") + "\n".join(p.source for p in parts)
+    scope: dict = {}
+    exec(compile(text, "<components>", "exec"), scope)  # noqa: S102 - trusted lab source
+    return scope

@@ -32,15 +32,11 @@ import av
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from codeclab.frames import Frame, check_frames
+from codeclab.frames import SSIM_MIN_SIZE, Frame, check_frames
 
 VERSION = "psnr<=100; ssim=vf_ssim; ms_ssim=wang2003-valid-avg2x2; 4"
 """Names what computes the scores; baseline rungs are cached under it, so a change to a
 metric re-scores the cache instead of mixing old and new numbers."""
-
-SSIM_MIN_SIZE = 8
-"""Smallest width and height SSIM is defined for: one 8x8 window (FFmpeg's ssim filter
-averages over none below it). Clips smaller than this are refused when they are loaded."""
 
 IDENTICAL_PSNR = 100.0
 """PSNR of a plane identical to its source, so that averages over frames stay finite, and the

@@ -15,13 +15,13 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeclab.config import DEFAULT_TEST_SET, Settings, TestSet
+from codeclab.config import DEFAULT_TEST_SET, NATURAL_TEST_SET, Settings, TestSet
 from codeclab.media import Clip, load_clip
 
 TRAIN, HOLDOUT, BOTH = "train", "holdout", "train+holdout"
 
 NATURAL_DIR = Path(__file__).resolve().parent.parent / "data" / "natural"
-NATURAL = "natural"
+NATURAL = NATURAL_TEST_SET
 NATURAL_CLIPS = {
     # file: (split, sha256 of the file). Made by scripts/make_natural_set.py; the pins make a
     # changed file refuse the run, so figures on "natural" always mean these pictures.
@@ -87,7 +87,7 @@ def natural_set(root: Path = NATURAL_DIR) -> TestSet:
 
 
 BUILT_IN = {NATURAL: natural_set}
-"""Test sets shipped with the lab, by name; a codeclab.toml cannot redefine them."""
+"""Test sets shipped with the lab, by name (``config.BUILT_IN_TEST_SETS``)."""
 
 
 def named_set(settings: Settings) -> tuple[str, TestSet | None]:

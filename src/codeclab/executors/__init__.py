@@ -21,8 +21,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from codeclab.config import Settings
-
 T = TypeVar("T")
 
 GPU_MODULES = frozenset({"torch", "cupy", "jax", "tensorflow"})
@@ -89,42 +87,3 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release what the executor started (a local Ray cluster)."""
-
-
-def shared_state_problem(settings: Settings, nodes: int) -> str | None:
-    """Why ``settings`` cannot serve a cluster of ``nodes`` machines, or None.
-
-    On more than one node the experiment store and the artifact store must be services every
-    node and any later driver reach (PostgreSQL or DynamoDB; S3): a SQLite file or a local
-    directory would split the campaign's state between machines.
-    """
-    if nodes <= 1:
-        return None
-    local = []
-    if settings.db_url.startswith("sqlite:"):
-        local.append(f"the experiment store is SQLite ({settings.db_url})")
-    if not settings.artifacts_url:
-        local.append(f"the artifact store is a local directory ({settings.artifacts_dir})")
-    if not local:
-        return None
-    return (
-        f"this Ray cluster has {nodes} nodes, but {' and '.join(local)}; a multi-node campaign "
-        "needs shared stores: set database_url to PostgreSQL (or DynamoDB) and artifacts_url "
-        "to S3 (CODECLAB_DATABASE_URL, CODECLAB_ARTIFACTS_URL)"
-    )
-
-
-def open_executor(settings: Settings) -> Executor:
-    """The executor ``settings.executor`` names; for Ray, checked against the cluster."""
-    from codeclab.executors.local import LOCAL
-
-    if settings.executor == "local":
-        return LOCAL
-    from codeclab.executors.ray_cluster import RayExecutor
-
-    executor = RayExecutor(settings.ray_address)
-    problem = shared_state_problem(settings, executor.nodes())
-    if problem:
-        executor.close()
-        raise ExecutorError(problem)
-    return executor

@@ -145,8 +145,8 @@ class RayExecutor:
         """Refuse a cluster whose nodes would record other versions than this driver."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        mine = tasks.node_versions()
-        probe = self.ray.remote(tasks.node_versions)
+        mine = tasks.versions()
+        probe = self.ray.remote(tasks.versions)
         alive = [node for node in self.ray.nodes() if node["Alive"]]
         refs = {
             node["NodeManagerAddress"]: probe.options(

@@ -9,13 +9,16 @@ the same whether the task ran here or on a Ray worker; only a lab bug or a dead 
 from __future__ import annotations
 
 import hashlib
+import platform
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
+from codeclab import __version__
 from codeclab.evaluate import baselines
 from codeclab.evaluate.metrics import Scores, score
 from codeclab.frames import Frame, FrameMismatch, check_frames
@@ -169,12 +172,16 @@ def render_mp4(frames: list[Frame], fps: float) -> bytes:
         return write_mp4(Path(tmp) / "reconstructed.mp4", frames, fps).read_bytes()
 
 
-def node_versions() -> dict[str, str]:
-    """What a node would record as the versions of an experiment (codeclab, Python, PyAV,
-    encoders): every node of a cluster must agree with the driver, which records them."""
-    from codeclab.runner import versions
-
-    return versions()
+def versions() -> dict[str, str]:
+    """The versions an experiment records (codeclab, Python, numpy, PyAV, encoders); every
+    node of a cluster must give the driver's."""
+    return {
+        "codeclab": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pyav": av.__version__,
+        **{name: baselines.encoder_version(name) for name in baselines.ENCODERS},
+    }
 
 
 def _frame_digests(frames: list[Frame]) -> list[str]:

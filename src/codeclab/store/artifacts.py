@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Protocol
 from codeclab.store import links
 
 if TYPE_CHECKING:
-    from codeclab.config import Settings
     from codeclab.record import ExperimentRecord
 
 
@@ -107,24 +106,6 @@ class LocalArtifactStore:
         if self._secret is None:
             self._secret = links.load_secret(self.root.parent)
         return links.local_url(key, ttl or self.link_ttl, self._secret)
-
-
-def open_artifact_store(settings: Settings) -> ArtifactStore:
-    """The store ``settings`` name: S3 with ``artifacts_url = s3://...``, else the home's dir."""
-    secret = settings.link_secret.get_secret_value() if settings.link_secret else None
-    if settings.artifacts_url:
-        from codeclab.store.s3 import S3ArtifactStore
-
-        return S3ArtifactStore(
-            settings.artifacts_url,
-            endpoint_url=settings.s3_endpoint_url,
-            link_ttl=settings.link_ttl,
-        )
-    return LocalArtifactStore(
-        settings.artifacts_dir,
-        secret=links.load_secret(settings.home, secret) if secret else None,
-        link_ttl=settings.link_ttl,
-    )
 
 
 def linked_record(record: ExperimentRecord, store: ArtifactStore) -> ExperimentRecord:

@@ -1,8 +1,12 @@
-"""Open the experiment store a URL names: SQLite or PostgreSQL (SQLAlchemy), or DynamoDB.
+"""Open the stores the settings name.
+
+The experiment store, by URL: SQLite or PostgreSQL (SQLAlchemy), or DynamoDB:
 
 - ``sqlite:///path/codeclab.db`` (the default, in the data directory)
 - ``postgresql+psycopg://user:password@host:5432/codeclab``
 - ``dynamodb://TABLE_PREFIX?region=eu-west-1`` (needs boto3)
+
+The artifact store: S3 with ``artifacts_url``, else the data directory's ``artifacts/``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from codeclab.config import Settings
+from codeclab.store import links
+from codeclab.store.artifacts import ArtifactStore, LocalArtifactStore
 from codeclab.store.db import ExperimentStore, StoreError
 
 
@@ -36,4 +43,22 @@ def open_experiment_store(url: str, *, outbox_dir: Path | str | None = None) -> 
     raise StoreError(
         f"unknown experiment store URL scheme {scheme!r}: use sqlite:///PATH, "
         "postgresql+psycopg://USER:PASSWORD@HOST/DB or dynamodb://TABLE_PREFIX?region=REGION"
+    )
+
+
+def open_artifact_store(settings: Settings) -> ArtifactStore:
+    """The store ``settings`` name: S3 with ``artifacts_url = s3://...``, else the home's dir."""
+    secret = settings.link_secret.get_secret_value() if settings.link_secret else None
+    if settings.artifacts_url:
+        from codeclab.store.s3 import S3ArtifactStore  # boto3: only for an S3 store
+
+        return S3ArtifactStore(
+            settings.artifacts_url,
+            endpoint_url=settings.s3_endpoint_url,
+            link_ttl=settings.link_ttl,
+        )
+    return LocalArtifactStore(
+        settings.artifacts_dir,
+        secret=links.load_secret(settings.home, secret) if secret else None,
+        link_ttl=settings.link_ttl,
     )

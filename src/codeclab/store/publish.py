@@ -154,7 +154,7 @@ def publish_decision(
     ``previous``: the campaign's earlier experiments; "improved" compares leaderboard
     BD-rates (holdout, PSNR-Y; lower is better).
     """
-    from codeclab.campaign import leaderboard
+    from codeclab.ranking import leaderboard
 
     if policy == "all":
         return True, "publish policy 'all': every verified experiment is published"

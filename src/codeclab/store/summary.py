@@ -16,6 +16,7 @@ from typing import Annotated, Any, get_args
 from pydantic import AfterValidator, BaseModel, Field
 
 from codeclab.config import Settings
+from codeclab.ranking import leaderboard_entry, ranks
 from codeclab.record import Artifacts, ExperimentRecord, Reasoning, Status
 
 SUMMARY_VERSION = 2  # 2: records of weak isolation do not rank
@@ -146,8 +147,6 @@ class CampaignProgress(BaseModel):
 
 def holdout_bd_rates(record: ExperimentRecord) -> dict[str, float]:
     """The leaderboard BD-rate (holdout clips, PSNR-Y) against each baseline, when it ranks."""
-    from codeclab.campaign import ranks
-
     if not ranks(record):
         return {}
     rates = {}
@@ -160,7 +159,6 @@ def holdout_bd_rates(record: ExperimentRecord) -> dict[str, float]:
 
 def _x265_quality(record: ExperimentRecord) -> tuple[float, str] | None:
     """(kbps, clip) by :data:`X265_QUALITY_RULE`, or None."""
-    from codeclab.campaign import ranks
     from codeclab.evaluate.rd import value_at_rate  # scipy: only where summaries are made
 
     if not ranks(record):
@@ -186,8 +184,6 @@ def _x265_quality(record: ExperimentRecord) -> tuple[float, str] | None:
 
 def summarize(record: ExperimentRecord) -> dict[str, Any]:
     """The derived figures a summary row holds beside the record's own fields."""
-    from codeclab.campaign import leaderboard_entry  # the campaign's own ranking
-
     entry = leaderboard_entry(record)
     quality = _x265_quality(record)
     usage = record.reasoning.llm_usage or {}

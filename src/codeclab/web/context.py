@@ -22,10 +22,9 @@ from codeclab.store.artifacts import (
     ArtifactError,
     ArtifactStore,
     LocalArtifactStore,
-    open_artifact_store,
 )
 from codeclab.store.db import ExperimentStore
-from codeclab.store.factory import open_experiment_store
+from codeclab.store.factory import open_artifact_store, open_experiment_store
 from codeclab.store.summary import ExperimentSummary
 from codeclab.web.campaigns import CampaignProcess
 

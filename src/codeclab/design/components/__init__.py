@@ -38,51 +38,9 @@ they agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from codeclab.design.components.base import PRELUDE, SLOTS, Component, component
 
-from codeclab.design.params import Param, parse_params
-
-SLOTS = (
-    "transform",
-    "intra",
-    "motion",
-    "subpel",
-    "mode",
-    "quant",
-    "entropy",
-    "loopfilter",
-    "gop",
-)
-
-PRELUDE = """import math
-import struct
-import zlib
-
-import constriction
-import numpy as np
-"""
-
-
-@dataclass(frozen=True)
-class Component:
-    """One slot filler: its source text and what it declares."""
-
-    slot: str
-    name: str
-    source: str
-    summary: str
-    params: dict[str, Param] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.slot}={self.name}"
-
-
-def component(slot: str, name: str, summary: str, source: str) -> Component:
-    if slot not in SLOTS:
-        raise ValueError(f"unknown slot {slot!r}")
-    text = source.strip("\n") + "\n"
-    return Component(slot, name, text, summary, parse_params(text))
+__all__ = ["PRELUDE", "SLOTS", "Component", "component", "REGISTRY", "TIERS", "get", "choices"]
 
 
 def _registry() -> dict[str, dict[str, Component]]:
@@ -136,17 +94,3 @@ def get(slot: str, name: str) -> Component:
 def choices(slot: str) -> list[str]:
     """The component names of a slot, in a stable order."""
     return sorted(REGISTRY[slot])
-
-
-def namespace(*parts: Component, core: bool = True) -> dict:
-    """Run the prelude, the shared core and ``parts`` in a fresh namespace (for tests).
-
-    This is lab code running the lab's own component text; programs themselves are only
-    ever run in the sandbox.
-    """
-    from codeclab.design.compose import CORE
-
-    text = PRELUDE + (CORE if core else "") + "\n".join(p.source for p in parts)
-    scope: dict = {}
-    exec(compile(text, "<components>", "exec"), scope)  # noqa: S102 - trusted lab source
-    return scope

@@ -7,7 +7,7 @@ same methods, which keeps the two sides in lock-step by construction. ``kind`` n
 of statistics (intra luma levels, residual chroma levels, vector differences, ...).
 """
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 # The range coders share their parameters, models and coder methods; each has its own
 # contexts (constants) and level coding (``levels``), pasted between these fragments.

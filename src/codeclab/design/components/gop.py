@@ -4,7 +4,7 @@ the anchors before and after it, is no reference itself), 3 = a B picture that i
 anchor for the B pictures between it and its own anchors (a hierarchy, as in HEVC's
 random-access configuration)."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 ANCHORS = """
 

@@ -1,7 +1,7 @@
 """Intra prediction of blocks from their reconstructed top rows and left columns, a batch
 of blocks at a time (the blocks of one anti-diagonal of the wavefront)."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 FOUR = '''
 

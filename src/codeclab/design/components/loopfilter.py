@@ -1,6 +1,6 @@
 """In-loop filters applied to reconstructed planes (so references are filtered too)."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 NONE = component(
     "loopfilter",

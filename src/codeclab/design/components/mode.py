@@ -1,7 +1,7 @@
 """Macroblock modes of P pictures: whether a block may be SKIPped (no vector difference, no
 residual: it inherits its predicted vector), decided by the encoder by Lagrangian cost."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 CODED = component(
     "mode",

@@ -1,6 +1,6 @@
 """Whole-pel motion estimation on luma: cost = SAD + lam * estimated vector bits."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 FULL = component(
     "motion",

@@ -1,6 +1,6 @@
 """Quantisation of zig-zag ordered coefficients (steps per coefficient, uniform reconstruction)."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 _STEPS = '''
 def quant_steps(b, step, cfg):

@@ -1,7 +1,7 @@
 """Sub-pixel motion: the luma interpolation filter (``interpolate``, used by encoder and
 decoder) and the encoder's refinement of whole-pel vectors to 1/MV_SCALE pel."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 _REFINE = '''
 

@@ -1,6 +1,6 @@
 """Block transforms: orthonormal bases, so quantiser steps mean the same in every one."""
 
-from codeclab.design.components import component
+from codeclab.design.components.base import component
 
 DCT_MATRIX = '''
 
