@@ -263,18 +263,9 @@ def test_ladder_grows_until_it_spans_the_standard_range(home, small_clip_path):
     """One quality given: the lab adds qualities (bisection) until the rungs span x264's
     PSNR-Y at CRF 22..37, and the headline BD-rate is integrated over that span."""
     seed = Path(__file__).parents[1] / "src" / "codeclab" / "programs" / "intra_dct.py"
-    settings = load_settings(
-        clips=[small_clip_path], qualities=[50], baselines=["x264"], publish="target"
+    record, _ = run_job(
+        str(seed), small_clip_path, home, qualities=[50], baselines=["x264"], publish="target"
     )
-    job = Job(
-        source=seed.read_text(),
-        name="intra_dct",
-        clips=[load_clip(small_clip_path)],
-        settings=settings,
-        store=ExperimentStore(settings.db_url),
-        artifacts=LocalArtifactStore(settings.artifacts_dir),
-    )
-    record = evaluate(job)
     assert record.status == "ok", record.error
     qualities = [r.quality for r in record.results]
     assert qualities == sorted(qualities) and len(qualities) > 2 and 50 in qualities
