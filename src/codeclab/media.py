@@ -8,6 +8,7 @@ way in (full range to limited, 10-bit to 8-bit, another chroma layout to 4:2:0) 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -46,8 +47,10 @@ class Clip:
     def name(self) -> str:
         return self.path.stem
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
+        """Hashed once: the runner compares it for every rung, clip and baseline (5 ms a call
+        on a 768x432x16 clip); a clip's frames are never changed after it is made."""
         return frames_sha256(self.frames)
 
     def head(self, count: int) -> Clip:

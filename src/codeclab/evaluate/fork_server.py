@@ -98,11 +98,26 @@ def _serve(requests: Connection, replies: Connection, preload: tuple[str, ...]) 
 
 
 class Session:
-    """Calls on one shared value; :meth:`receive` gives their replies as they come."""
+    """Calls on one shared value; :meth:`receive` gives their replies as they come.
 
-    def __init__(self, server: _Server) -> None:
-        self.server = server
+    The server is reached, and the shared value sent to it, on the first call only: a
+    baseline curve found whole in the cache costs no pickling of its clip's frames.
+    """
+
+    def __init__(self, start: Callable[[], _Server]) -> None:
+        self._start = start
+        self._server: _Server | None = None
         self.running: set[int] = set()
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    @property
+    def server(self) -> _Server:
+        if self._server is None:
+            self._server = self._start()
+        return self._server
 
     def submit(self, function: Callable, *args: Any) -> int:
         """Start ``function(shared, send, *args)`` in a fresh fork; its call number."""
@@ -206,13 +221,17 @@ def session(
     ``warm(shared)`` runs in the server before the forks (work every call would repeat that
     cannot change what a call computes). One session at a time: other threads wait.
     """
-    with _lock:
+
+    def start() -> _Server:
         server = _servers.get(preload)
         if server is None or not server.usable():
             server = _servers[preload] = _Server(preload)
-        current = Session(server)
+        server.requests.send(("shared", shared, warm))
+        return server
+
+    with _lock:
+        current = Session(start)
         try:
-            server.requests.send(("shared", shared, warm))
             yield current
             current.drain()
         except BaseException:
@@ -220,5 +239,6 @@ def session(
                 current.drain()  # no fork may still write where the caller cleans up
             raise
         finally:
-            with contextlib.suppress(OSError):
-                server.requests.send(("shared", None, None))  # the server keeps no frames
+            if current.started:
+                with contextlib.suppress(OSError):
+                    current.server.requests.send(("shared", None, None))  # keeps no frames
