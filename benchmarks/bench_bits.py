@@ -66,12 +66,14 @@ class Ledger:
     picture: str = "I"
     plane: str = "Y"
     chroma_seen: int = 0
+    chroma_kinds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, category: str, part: str, bits: float) -> None:
         self.bits[(self.picture, category, part)] += float(bits)
 
     def start_picture(self, picture: str) -> None:
         self.picture, self.plane, self.chroma_seen = picture, "Y", 0
+        self.chroma_kinds.clear()
 
     def total(self) -> float:
         return float(sum(self.bits.values()))
@@ -82,6 +84,7 @@ class Ledger:
 MODE_PARTS = {
     "skip": "skip flags",
     "split": "split flags",
+    "intra_mb": "intra flags",
     "b_mode": "B modes",
     "scene": "scene cuts",
 }
@@ -120,14 +123,14 @@ def composed_namespace(source: str, ledger: Ledger) -> dict:
 
 def chroma_tracking(levels: Callable, ledger: Ledger) -> Callable:
     """``levels`` that first sets the ledger's plane: Y for a luma kind, else U for the first
-    chroma plane of the picture and V for the second (a chroma plane's residual is one
-    ``levels`` call: only luma has two transform sizes)."""
+    call of that chroma kind in the picture and V for the second (a chroma plane's residual
+    is one ``levels`` call per kind: its inter blocks', then its intra macroblocks')."""
 
     def tracked(self, kind, *args, **kwargs):
         chroma = kind.split("_")[1].startswith("c")
         if chroma:
-            ledger.plane = "UV"[min(ledger.chroma_seen, 1)]
-            ledger.chroma_seen += 1
+            ledger.plane = "UV"[min(ledger.chroma_kinds[kind], 1)]
+            ledger.chroma_kinds[kind] += 1
         else:
             ledger.plane = "Y"
         return levels(self, kind, *args, **kwargs)

@@ -82,3 +82,22 @@ def test_default_clips_are_the_train_clips_only(bench):
         assert names == {"cars", "carphone", "bikes"}
     else:
         assert len(names) == 1
+
+
+def test_intra_macroblocks_of_inter_pictures_are_booked_by_plane(bench, clip):
+    """A P picture with new content (a smooth ramp in luma, strong texture in U only) codes
+    intra macroblocks: their flags are booked as modes, and their U levels under U: a
+    chroma plane makes two ``levels`` calls then (inter blocks, intra macroblocks), so
+    counting calls per picture booked U's intra levels under V."""
+    rng = np.random.default_rng(3)
+    frames = [tuple(p.copy() for p in f) for f in clip.frames[:1] * 3]
+    y, u, _ = frames[2]
+    y[16:48, 16:48] = (40 + 5 * np.add.outer(np.arange(32), np.arange(32))).astype(np.uint8)
+    u[8:24, 8:24] = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+    run = bench.measure(
+        "composed", bench.seed_sources()["composed"], Clip(clip.path, frames, 30.0), 50
+    )
+    assert run.bits[("P", "modes", "intra flags")] > 0
+    u_bits = sum(b for (p, c, _), b in run.bits.items() if (p, c) == ("P", "coef U"))
+    v_bits = sum(b for (p, c, _), b in run.bits.items() if (p, c) == ("P", "coef V"))
+    assert u_bits > 4 * v_bits

@@ -347,10 +347,11 @@ def test_split_macroblocks_take_four_vectors_where_they_pay(frames):
         chosen, original = [], scope["split_decide"]
 
         def spy(src, ref, mv, half, skip, cfg):
-            split, skip = original(src, ref, mv, half, skip, cfg)
+            split, skip, intra = original(src, ref, mv, half, skip, cfg)
             assert not (split & skip).any()  # a skipped macroblock has no vectors to split
+            assert not intra.any()  # mode split codes no intra macroblocks
             chosen.append(int(split.sum()))
-            return split, skip
+            return split, skip, intra
 
         scope["split_decide"] = spy
         stream = scope["encode"](frames, 30.0, 80)

@@ -3,7 +3,8 @@
 A composed program is the prelude (imports), the shared core (block helpers, motion
 compensation from an interpolated reference, median vector prediction, cost estimates), one
 component per slot, then the skeleton that wires them into ``encode`` and ``decode``: the
-GOP component's pictures in coding order (I, P with skip decisions, B with bi-prediction),
+GOP component's pictures in coding order (I, P with skip decisions, B with bi-prediction,
+intra macroblocks in both where the mode component offers them),
 each scene a GOP of its own (the encoder finds cuts, a flag per picture says where), through
 one entropy coder whose statistics span the whole sequence. Its second line
 records the composition::
@@ -31,13 +32,15 @@ _MARKER_LINE = re.compile(r"^# codeclab-components:(?P<body>.*)$", re.MULTILINE)
 
 # The composition that won on the mean BD-rate (PSNR-Y vs x264 over its CRF 22..37 range)
 # of the natural set's three train clips (cars, carphone, bikes; 16 frames each). The
-# skeleton's scene cuts (SCENE_CUT) are on for every composition: +34.0 % -> +23.8 % there.
+# skeleton's scene cuts (SCENE_CUT) are on for every composition: +34.0 % -> +23.8 % there;
+# intra macroblocks in P and B pictures (mode=intra, with SKIP/DIRECT decisions that settle):
+# +23.8 % -> +8.2 % (cars +6.6 -> +6.0, carphone +5.8 -> +3.3, bikes +59.1 -> +15.4).
 DEFAULT = {
     "transform": "adaptive_dct",
     "intra": "directional",
     "motion": "hierarchical",
     "subpel": "sixtap",
-    "mode": "split",
+    "mode": "intra",
     "quant": "rdoq",
     "entropy": "lean_range",
     "loopfilter": "deblock",
@@ -313,21 +316,22 @@ def block_mask(coded, mbk, b):
     return to_blocks(pixels, b).any(axis=(2, 3)).reshape(-1)
 
 
-def inter_costs(src, ref, field, cfg, residual=True):
+def inter_costs(src, ref, field, cfg, residual=True, recs=None):
     """Per macroblock: distortion (SSD over Y, U, V) of predicting with vector ``field``
-    and, with ``residual``, coding the residual; and its estimated bits (for decisions)."""
+    and, with ``residual``, coding the residual; and its estimated bits (for decisions).
+    ``recs``, a list, receives the reconstructed planes."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
     preds = [
         motion_compensate(ref[k], field, mb if k == 0 else mb // 2, s if k == 0 else 2 * s, k == 0)
         for k in range(3)
     ]
-    return prediction_costs(src, preds, cfg, 1.0, residual)
+    return prediction_costs(src, preds, cfg, 1.0, residual, recs)
 
 
-def prediction_costs(src, preds, cfg, step_ratio, residual=True):
+def prediction_costs(src, preds, cfg, step_ratio, residual=True, recs=None):
     """Per macroblock: SSD over Y, U, V of the prediction planes ``preds`` (and, with
     ``residual``, of coding the residual at the step times ``step_ratio``) and the residual's
-    estimated bits."""
+    estimated bits; ``recs``, a list, receives the reconstructed planes."""
     b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
     m, zz = transform_matrix(b), zigzag(b)
     unzz = np.argsort(zz)
@@ -346,7 +350,22 @@ def prediction_costs(src, preds, cfg, step_ratio, residual=True):
             rate = np.kron(level_rate(lv).reshape(-1, nbx), np.ones((b, b))) / (b * b)
             bits += per_tile(rate, mbk)
         dist += per_tile((src[k] - rec) ** 2, mbk)
+        if recs is not None:
+            recs.append(rec)
     return dist, bits
+
+
+def settle(chosen, costs, other):
+    """Encoder: ``chosen`` (blocks that inherit their vectors from their neighbours) less
+    those that no longer cost less than ``other`` once the vectors they really inherit,
+    given the final choice, are known; dropping one changes what the others inherit, so
+    until none is dropped (each round only drops: it ends)."""
+    while chosen.any():
+        worse = chosen & (costs(chosen) >= other)
+        if not worse.any():
+            break
+        chosen = chosen & ~worse
+    return chosen
 '''
 
 SKELETON = '''
@@ -397,11 +416,12 @@ def geometry(cfg, h, w):
     return b, mb, -(-h // m) * m, -(-w // m) * m
 
 
-def intra_plane(src, levels, modes, shape, b, steps, cfg):
+def intra_plane(src, levels, modes, shape, b, steps, cfg, rec=None, mask=None):
     """Predict each block from reconstructed neighbours, choose the mode (encoder:
     :func:`intra_choice`), transform-code the residual; returns levels, modes,
     reconstruction. A block needs only the blocks above and to its left, so the blocks of
-    each anti-diagonal are coded as one batch."""
+    each anti-diagonal are coded as one batch. In an inter picture only the blocks of
+    ``mask`` are intra, and ``rec`` holds the others' reconstruction to predict from."""
     m, zz = transform_matrix(b), zigzag(b)
     unzz = np.argsort(zz)
     nby, nbx = shape[0] // b, shape[1] // b
@@ -410,10 +430,14 @@ def intra_plane(src, levels, modes, shape, b, steps, cfg):
         levels = np.zeros((nby * nbx, b * b), np.int64)
         modes = np.zeros(nby * nbx, np.int64)
         blocks = to_blocks(src, b)
-    rec = np.zeros(shape)
+    rec = np.zeros(shape) if rec is None else np.asarray(rec, np.float64).copy()
     grid = rec.reshape(nby, b, nbx, b)  # grid[by, :, bx, :] is block (by, bx) of rec
+    todo = np.ones((nby, nbx), bool) if mask is None else mask.reshape(nby, nbx)
     for d in range(nby + nbx - 1):
         bys = np.arange(max(0, d - nbx + 1), min(d, nby - 1) + 1)
+        bys = bys[todo[bys, d - bys]]
+        if not bys.size:
+            continue
         bxs = d - bys
         preds = intra_neighbours(rec, bys, bxs, b, cfg)
         idx, n = bys * nbx + bxs, len(bys)
@@ -447,6 +471,70 @@ def intra_choice(blk, preds, m, zz, steps, cfg):
     lv = quantise(flat, steps, True, cfg)
     cost = ((flat - dequantise(lv, steps)) ** 2).sum(axis=1) + lam * level_rate(lv)
     return np.argmin(cost.reshape(n, k), axis=1)
+
+
+def intra_mb_on(cfg):
+    """Whether inter pictures may code macroblocks intra: the mode slot offers it and a
+    macroblock's chroma is made of whole transform blocks."""
+    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
+    return bool(cfg.get("INTRA_MB")) and (mb // 2) % b == 0
+
+
+def intra_mb_costs(cfg, src, near, ratio, lam):
+    """Encoder: per macroblock, D + lam R of coding it intra at the step times ``ratio``:
+    each b x b block of Y, U and V in the mode of least SATD, by SSD + lam * (estimated bits
+    of the levels and the mode; quantising every mode would cost four times as much),
+    predicted from planes ``near``: the picture's reconstruction does not exist yet, its
+    best inter reconstruction stands in (its coding noise included, which the source would
+    leave out and so favour intra)."""
+    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
+    m, zz = transform_matrix(b), zigzag(b)
+    mode_bits = math.log2(max(1, int(cfg.get("INTRA_MODES", 1))))
+    cost = np.zeros((src[0].shape[0] // mb, src[0].shape[1] // mb))
+    for k in range(3):
+        plane = src[k]
+        step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * ratio
+        steps = quant_steps(b, step, cfg)
+        nby, nbx = plane.shape[0] // b, plane.shape[1] // b
+        bys, bxs = np.divmod(np.arange(nby * nbx), nbx)
+        preds = intra_neighbours(near[k], bys, bxs, b, cfg)
+        coef = m @ (to_blocks(plane, b).reshape(-1, 1, b, b) - preds) @ m.T
+        best = np.argmin(np.abs(coef).sum(axis=(2, 3)), axis=1)
+        flat = coef[np.arange(len(best)), best].reshape(-1, b * b)[:, zz]
+        lv = quantise(flat, steps, True, cfg)
+        j = ((flat - dequantise(lv, steps)) ** 2).sum(axis=1) + lam * (level_rate(lv) + mode_bits)
+        cost += per_tile(j.reshape(nby, nbx), (mb if k == 0 else mb // 2) // b)
+    return cost
+
+
+def intra_blocks(cfg, coder, k, src, rec, intra, step):
+    """The intra macroblocks ``intra`` of plane ``k`` of an inter picture whose other blocks
+    are reconstructed in ``rec``: their levels (in the intra pictures' statistics) and modes,
+    then their reconstruction from their neighbours' as in an intra picture. Returns the
+    plane and which b x b blocks were intra."""
+    b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
+    shape = rec.shape
+    steps = quant_steps(b, step, cfg)
+    mask = block_mask(intra, mb if k == 0 else mb // 2, b)
+    count, row = mask.size, shape[1] // b
+    kind = "intra_y" if k == 0 else "intra_c"
+    if src is not None:
+        lv, modes, out = intra_plane(src, None, None, shape, b, steps, cfg, rec, mask)
+        coder.levels(kind, lv, count, b * b, row, mask)
+    else:
+        lv = coder.levels(kind, None, count, b * b, row, mask)
+        modes = np.zeros(count, np.int64)
+    n_modes = int(cfg.get("INTRA_MODES", 1))
+    grid, where = modes.reshape(-1, row), mask.reshape(-1, row)
+    for y in range(grid.shape[0] if n_modes > 1 else 0):
+        cols = np.flatnonzero(where[y])
+        if cols.size:  # in the context of the mode above, as in intra pictures (0: none)
+            ctx = np.where(where[y - 1, cols], grid[y - 1, cols], 0) if y else cols * 0
+            given = None if src is None else grid[y, cols]
+            grid[y, cols] = coder.symbols(kind + "_mode", given, cols.size, ctx, n_modes)
+    if src is None:
+        out = intra_plane(None, lv, modes, shape, b, steps, cfg, rec, mask)[2]
+    return out, mask
 
 
 def intra_neighbours(rec, bys, bxs, b, cfg):
@@ -494,13 +582,15 @@ def code_intra(cfg, coder, src):
 
 
 def code_vectors(cfg, coder, src, ref):
-    """A P picture's block vectors (1/MV_SCALE pel) and which macroblocks are coded.
-    Encoder: search, decide modes, code skip flags, with SPLIT which coded macroblocks
-    carry four half-size vectors, then the coded vectors' differences. The field is on the
-    grid of half-size blocks with SPLIT, of macroblocks without."""
+    """A P picture's block vectors (1/MV_SCALE pel), which macroblocks are coded with a
+    vector and which intra. Encoder: search, decide modes, code skip flags, with INTRA_MB
+    which coded macroblocks are intra, with SPLIT which others carry four half-size
+    vectors, then the coded vectors' differences (an intra macroblock takes the predicted
+    vector, as a skipped one). The field is on the grid of half-size blocks with SPLIT, of
+    macroblocks without."""
     mb = int(cfg["MB_SIZE"])
     shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
-    mv = skip = split = half = None
+    mv = skip = split = half = intra = None
     if src is not None:
         refs = [r.astype(np.float64) for r in ref]
         mv = search_vectors(cfg, src, ref)
@@ -509,21 +599,30 @@ def code_vectors(cfg, coder, src, ref):
             skip = mode_decide(src, refs, mv, cfg)
         if cfg.get("SPLIT"):
             half = search_vectors(cfg, src, ref, mb // 2)
-            split, skip = split_decide(src, refs, mv, half, skip, cfg)
+            split, skip, intra = split_decide(src, refs, mv, half, skip, cfg)
     if cfg["SKIP"]:
         skip = code_rows(coder, "skip", None if skip is None else skip.astype(np.int64), shape, 2)
     else:
         skip = np.zeros(shape, np.int64)
     coded = skip == 0
+    none = np.zeros(shape, bool)
     if not cfg.get("SPLIT"):
-        return code_field(cfg, coder, "mv", mv, coded.astype(np.int64)), coded
-    n = int(coded.sum())
-    given = None if split is None else split[coded].astype(np.int64)
+        return code_field(cfg, coder, "mv", mv, coded.astype(np.int64)), coded, none
+    intra = code_flags(coder, "intra_mb", intra, coded) if intra_mb_on(cfg) else none
+    moving = coded & ~intra
     if mv is not None:
         mv = np.where(twice(split)[..., None], half, twice(mv))
-    split = np.zeros(shape, bool)
-    split[coded] = coder.symbols("split", given, n, np.zeros(n, np.int64), 2) > 0
-    return code_field(cfg, coder, "mv", mv, split_roles(split, coded)), coded
+    split = code_flags(coder, "split", split, moving)
+    return code_field(cfg, coder, "mv", mv, split_roles(split, moving)), moving, intra
+
+
+def code_flags(coder, kind, flags, where):
+    """Flags of the macroblocks in ``where`` (encoder: ``flags`` given), False elsewhere."""
+    n = int(where.sum())
+    given = None if flags is None else flags[where].astype(np.int64)
+    out = np.zeros(where.shape, bool)
+    out[where] = coder.symbols(kind, given, n, np.zeros(n, np.int64), 2) > 0
+    return out
 
 
 def split_roles(split, coded):
@@ -542,13 +641,13 @@ def twice(a):
 def code_inter(cfg, coder, src, ref):
     """A P picture: vectors and modes, then each plane's residual in the coded blocks."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
-    mv, coded = code_vectors(cfg, coder, src, ref)
+    mv, coded, intra = code_vectors(cfg, coder, src, ref)
     mb = mb // 2 if cfg.get("SPLIT") else mb
     preds = [
         motion_compensate(ref[k], mv, mb if k == 0 else mb // 2, s if k == 0 else 2 * s, k == 0)
         for k in range(3)
     ]
-    return code_residuals(cfg, coder, "inter", src, preds, coded, 1.0)
+    return code_residuals(cfg, coder, "inter", src, preds, coded, 1.0, intra)
 
 
 def residual_levels(cfg, coder, kind, res, mask, b, step, shape):
@@ -582,10 +681,11 @@ def small_transform_choice(cfg, res, coded, step):
     return coded & (cost[1] < cost[0])
 
 
-def code_residuals(cfg, coder, kind, src, preds, coded, ratio):
+def code_residuals(cfg, coder, kind, src, preds, coded, ratio, intra=None):
     """The residual of each plane in the blocks of ``coded`` macroblocks at the step times
     ``ratio``; with SMALL_BLOCK, each coded macroblock's luma in BLOCK_SIZE or SMALL_BLOCK
-    transforms (a flag per coded macroblock). Returns the loop-filtered reconstructions."""
+    transforms (a flag per coded macroblock); then the ``intra`` macroblocks, predicted from
+    that reconstruction. Returns the loop-filtered reconstructions."""
     b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
     small = int(cfg.get("SMALL_BLOCK", 0))
     rec = []
@@ -614,6 +714,9 @@ def code_residuals(cfg, coder, kind, src, preds, coded, ratio):
                 total += residual_levels(cfg, coder, kind_b, res, mask, size, step, pred.shape)
                 filtered.append((size, mask.reshape(-1, pred.shape[1] // size)))
         r = np.clip(np.floor(pred + total + 0.5), 0, 255).astype(np.uint8)
+        if intra is not None and intra.any():
+            r, where = intra_blocks(cfg, coder, k, None if src is None else src[k], r, intra, step)
+            filtered[0] = (b, filtered[0][1] | where.reshape(filtered[0][1].shape))
         for size, mask in filtered:
             r = loop_filter(r, size, step, cfg, mask)
         rec.append(r)
@@ -700,7 +803,8 @@ def bipred_decide(cfg, src, past, future, ratio):
     forward, backward or averaged by distortion + lambda * estimated bits (residual and
     vectors), then DIRECT (3: both vectors the median of the neighbours' final vectors,
     averaged, no residual) wherever that costs less, re-decided until the inherited vectors
-    settle; without it, by SAD + lambda * vector bits and never DIRECT."""
+    settle, and with INTRA_MB intra (4) where that costs less than the three; without
+    B_MODE_LAMBDA, by SAD + lambda * vector bits and never DIRECT nor intra."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
     fields = [search_vectors(cfg, src, ref) for ref in (past, future)]
     mvb = [mv_bits(f - median_pred(f)).sum(axis=2) for f in fields]
@@ -713,34 +817,48 @@ def bipred_decide(cfg, src, past, future, ratio):
         sad = [per_tile(np.abs(src[0] - p), mb) + lam * b for p, b in zip(preds, mvb)]
         return fields, np.argmin(sad, 0)
     each = np.ones(mvb[0].shape, np.int64)
+    recs = [[], [], []]
     costs = [
-        prediction_costs(src, bipred_planes(past, future, fields, each * m, cfg), cfg, ratio)
+        prediction_costs(
+            src, bipred_planes(past, future, fields, each * m, cfg), cfg, ratio, True, recs[m]
+        )
         for m in range(3)
     ]
     total = [d + lam_d * (r + b) for (d, r), b in zip(costs, mvb)]
     mode = np.argmin(total, 0)
     coded = np.choose(mode, total)
-    direct = np.zeros(mode.shape, bool)
-    for _ in range(3):
+    if intra_mb_on(cfg):
+        near = [
+            np.choose(np.kron(mode, np.ones((mbk, mbk), np.int64)), [r[k] for r in recs])
+            for k, mbk in enumerate((mb, mb // 2, mb // 2))
+        ]
+        intra = intra_mb_costs(cfg, src, near, ratio, lam_d)
+        mode = np.where(intra < coded, 4, mode)
+        coded = np.minimum(coded, intra)
+    def direct_costs(direct):
         current = np.where(direct, 3, mode)
         finals = [mv_walk(bipred_used(current, d) * 1, mv=f)[0] for d, f in enumerate(fields)]
         inherited = [median_pred(f) for f in finals]
         planes = bipred_planes(past, future, inherited, each * 3, cfg)
-        d_direct = prediction_costs(src, planes, cfg, 1.0, residual=False)[0]
-        direct = d_direct + lam_d < coded + lam_d
-    return fields, np.where(direct, 3, mode)
+        return prediction_costs(src, planes, cfg, 1.0, residual=False)[0] + lam_d
+
+    direct = np.zeros(mode.shape, bool)
+    for _ in range(3):
+        direct = direct_costs(direct) < coded + lam_d
+    return fields, np.where(settle(direct, direct_costs, coded + lam_d), 3, mode)
+
 
 
 def code_bipred(cfg, coder, src, past, future, ratio):
     """A B picture: per macroblock forward, backward, averaged or DIRECT prediction from the
-    anchors around it; the vectors each direction uses, then the residual of every block
-    outside DIRECT macroblocks at the step times ``ratio``."""
+    anchors around it, or intra; the vectors each direction uses, then the residual of every
+    block of the first three at the step times ``ratio``, then the intra macroblocks."""
     mb = int(cfg["MB_SIZE"])
     shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
     fields = mode = None
     if src is not None:
         fields, mode = bipred_decide(cfg, src, past, future, ratio)
-    mode = code_rows(coder, "b_mode", mode, shape, 4)
+    mode = code_rows(coder, "b_mode", mode, shape, 5 if intra_mb_on(cfg) else 4)
     final = [
         code_field(
             cfg, coder, f"b_mv{d}", None if fields is None else fields[d], bipred_used(mode, d) * 1
@@ -748,7 +866,7 @@ def code_bipred(cfg, coder, src, past, future, ratio):
         for d in (0, 1)
     ]
     planes = bipred_planes(past, future, final, mode, cfg)
-    return code_residuals(cfg, coder, "b", src, planes, mode != 3, ratio)
+    return code_residuals(cfg, coder, "b", src, planes, mode < 3, ratio, mode == 4)
 
 
 def scene_error(cur, prev, rng=6, b=8):

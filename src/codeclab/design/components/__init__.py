@@ -18,8 +18,10 @@ the shared core into one self-contained program. The interfaces, by slot:
                 cfg)``: vectors in 1/MV_SCALE pel.
 ``quant``       ``quant_config()``, ``quant_steps(b, step, cfg)``, ``quantise(coef, steps,
                 intra, cfg)``, ``dequantise(levels, steps)``.
-``mode``        ``mode_config()`` (``SKIP``), ``mode_decide(src, ref, mv, cfg)``: which
-                macroblocks of a P picture are skipped (encoder side).
+``mode``        ``mode_config()`` (``SKIP``, ``SPLIT``, ``INTRA_MB``), ``mode_decide(src,
+                ref, mv, cfg)``: which macroblocks of a P picture are skipped; with SPLIT,
+                ``split_decide(src, ref, mv, half, skip, cfg)`` -> (split, skip, intra)
+                macroblocks (encoder side; with INTRA_MB, B pictures get intra too).
 ``entropy``     ``entropy_config()``, ``EntropyCoder(cfg, data=None)``: one per bitstream,
                 ``levels(kind, levels, count, n, row, mask)``, ``ints(kind, values, count,
                 ctx, n_ctx)`` (signed), ``symbols(kind, values, count, ctx, n_sym)`` (0..n_sym-1
@@ -76,7 +78,7 @@ TIERS: dict[str, dict[str, int]] = {
     "intra": {"dc": 0, "directional": 1, "angular": 2},
     "motion": {"diamond": 0, "hierarchical": 1, "full_search": 1, "predictive": 2},
     "subpel": {"none": 0, "bilinear": 1, "sixtap": 2},
-    "mode": {"coded": 0, "skip": 1, "split": 2},
+    "mode": {"coded": 0, "skip": 1, "split": 2, "intra": 3},
     "quant": {"deadzone": 0, "rdo": 1, "rdoq": 2},
     "entropy": {"expgolomb": 0, "adaptive_range": 1, "lean_range": 2},
     "loopfilter": {"none": 0, "deblock": 1},
