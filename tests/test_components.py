@@ -387,8 +387,8 @@ def test_angular_intra_composition_round_trips():
         exec(compile(compose.compose(parts), "<composed>", "exec"), scope)  # noqa: S102
         plane, used = scope["intra_plane"], set()
 
-        def recording(*args, _plane=plane, _used=used):
-            out = _plane(*args)
+        def recording(*args, _plane=plane, _used=used, **kwargs):
+            out = _plane(*args, **kwargs)
             _used.update(out[1].tolist())
             return out
 
@@ -432,6 +432,7 @@ def test_cached_interpolation_equals_a_fresh_one(luma):
         assert np.array_equal(scope["upsampled"](ref, 4, pad), fresh(ref, pad))
     assert scope["upsampled"](ref.astype(np.uint8), 4, 2) is not None
     assert len(scope["UP_CACHE"]) == 1
+    assert any(r is ref for r in scope["UP_CACHE"][0][3])  # found again without a CRC
     other = ref.copy()
     other[10, 10] = 255 - other[10, 10]
     assert np.array_equal(scope["upsampled"](other, 4, 2), fresh(other, 2))

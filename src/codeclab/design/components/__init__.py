@@ -24,8 +24,9 @@ the shared core into one self-contained program. The interfaces, by slot:
                 macroblocks (encoder side; with INTRA_MB, B pictures get intra too).
 ``entropy``     ``entropy_config()``, ``EntropyCoder(cfg, data=None)``: one per bitstream,
                 ``levels(kind, levels, count, n, row, mask)``, ``ints(kind, values, count,
-                ctx, n_ctx)`` (signed), ``symbols(kind, values, count, ctx, n_sym)`` (0..n_sym-1
-                in the context of another such symbol), given values when encoding, ``None``
+                ctx, n_ctx)`` (signed), ``symbols(kind, values, count, ctx, n_sym, n_ctx)``
+                (0..n_sym-1 in context ``ctx`` < n_ctx, by default another such symbol;
+                intra modes: their neighbours' modes), given values when encoding, ``None``
                 when decoding: all return the values; ``finish() -> bytes``.
 ``loopfilter``  ``loopfilter_config()``, ``loop_filter(plane, b, step, cfg, coded)``
                 (``coded``: which blocks carry a residual; ``None``: all).

@@ -145,10 +145,10 @@ _RANGE_TAIL = '''\
         ee = np.repeat(e, e)
         return blk, k, ee, (k == ee - 1).astype(np.int64)
 
-    def symbols(self, kind, values, count, ctx, n_sym):
-        """Symbols 0..n_sym-1 (flags, modes), each in the context of another such symbol
-        ``ctx``: an alphabet of their own, no escape, no sign."""
-        model = self.model((kind, "sym"), n_sym, n_sym, flat=True)
+    def symbols(self, kind, values, count, ctx, n_sym, n_ctx=None):
+        """Symbols 0..n_sym-1 (flags, modes), each in context ``ctx`` (0..n_ctx-1; by
+        default another such symbol): an alphabet of their own, no escape, no sign."""
+        model = self.model((kind, "sym"), n_ctx or n_sym, n_sym, flat=True)
         given = np.asarray(values, np.int64).ravel() if self.encoding else None
         return self.sym(model, np.asarray(ctx, np.int64).ravel()[:count], given)
 
@@ -401,8 +401,8 @@ class EntropyCoder:
                 out[i, j] = u_to_signed(self.next(self.k))
         return out
 
-    def symbols(self, kind, values, count, ctx, n_sym):
-        """Symbols 0..n_sym-1 as ue(v)."""
+    def symbols(self, kind, values, count, ctx, n_sym, n_ctx=None):
+        """Symbols 0..n_sym-1 as ue(v) (no contexts)."""
         if self.encoding:
             values = np.asarray(values, np.int64).ravel()
             self.chunks.append(eg_bits(values, 0))
