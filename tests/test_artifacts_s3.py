@@ -211,3 +211,29 @@ def test_baseline_cache_is_shared_through_s3(endpoint, bucket, tmp_path, sample,
             frames, sample.fps, "c" * 64, "x264", tmp_path / "five", shared=shared
         )
     assert [r.kbps for r in healed] == [r.kbps for r in first]
+
+
+def test_sweep_removes_unreferenced_experiment_objects_only(endpoint, bucket, home):
+    """Between campaigns a process sweeps its own journal: the keys of an experiment no
+    record references go, a stored experiment's and the programs (shared by content) stay."""
+    import uuid
+
+    from codeclab.config import load_settings
+    from codeclab.store.artifacts import Journal, bitstream_key, journal_dir
+    from codeclab.store.db import ExperimentStore
+    from codeclab.store.sweep import sweep
+    from tests.test_sweep import PROGRAM_KEY, record
+
+    settings = load_settings()
+    store = S3ArtifactStore(f"s3://{bucket}/lab", endpoint_url=endpoint)
+    store.journal = Journal(journal_dir(settings.home))
+    experiments = ExperimentStore(settings.db_url, outbox_dir=settings.outbox_dir)
+    stored, orphan = str(uuid.uuid4()), str(uuid.uuid4())
+    for experiment in (stored, orphan):
+        store.put_bytes(bitstream_key(experiment, "clip", 30), b"b" * 100)
+    store.put_bytes(PROGRAM_KEY, b"program")
+    experiments.save(record(stored, store), "program")
+    swept = sweep(settings, experiments, store)
+    assert (swept.count, swept.bytes) == (1, 100)
+    assert store.exists(bitstream_key(stored, "clip", 30)) and store.exists(PROGRAM_KEY)
+    assert not store.exists(bitstream_key(orphan, "clip", 30))

@@ -68,6 +68,9 @@ def test_a_candidate_within_the_margin_is_evaluated_in_full(job: Job) -> None:
     assert record.screen.passed and record.screen.frames == 2
     assert record.leaderboard_bd_rate("x264").value is not None
     assert [r.experiment_id for r in job.store.list()] == [record.experiment_id]
+    stored = {p for p in job.artifacts.root.rglob("*") if p.is_file()}
+    referenced = {Path(location) for location in record.artifacts.bitstreams}
+    assert {p for p in stored if "bitstreams" in p.parts} == referenced  # the screen's: gone
 
 
 def test_cascade_runs_only_on_test_sets_with_a_holdout(job: Job) -> None:

@@ -9,20 +9,28 @@ every experiment is saved by this process, once.
 
 A campaign holds a lock on its data directory (one campaign per directory at a time) and can
 be resumed after a crash: experiments are written whole or not at all, so the iterations
-that finished are kept and the interrupted one runs again under the same number.
+that finished are kept and the interrupted one runs again under the same number. While a
+store cannot be reached the campaign waits for it (:mod:`codeclab.store.retry`), up to
+``store_give_up_s``. A pool worker that dies (killed, out of memory) is the lab's fault, not
+the program's: the campaign says so, starts the pool again and runs the experiments that
+worker took down again, under the same numbers; pool workers die with the campaign.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import multiprocessing
 import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent import futures as cf
 from concurrent.futures import Executor as Pool
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +49,13 @@ from codeclab.runner import Job, validation_error
 from codeclab.store.artifacts import ArtifactStore
 from codeclab.store.db import ExperimentStore
 from codeclab.store.factory import open_artifact_store, open_experiment_store
+from codeclab.store.retry import StoreWait, WaitingStore, say_nothing, say_on_stderr
+from codeclab.store.sweep import sweep
+
+LOST_WORKER_TRIES = 3
+"""Runs of an experiment that may end with its pool worker lost; then it fails with that
+reason, as a Ray task whose worker dies too often does (:class:`codeclab.executors.WorkerLost`)."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class CampaignError(RuntimeError):
@@ -194,24 +209,39 @@ def _rejected_in_design(
     source = rejection.source or ""
     reasoning = rejection.reasoning.to_record() if rejection.reasoning else Reasoning()
     reasoning.llm_usage = rejection.usage.as_dict()
-    record = ExperimentRecord(
+    proposal = Proposal(source, rejection.name or "llm", rejection.parent_sha256, reasoning)
+    failed = ("rejected", "design", rejection.reason)
+    return _unfinished(proposal, designer_name, campaign_id, iteration, settings, *failed), source
+
+
+def _unfinished(
+    proposal: Proposal,
+    designer_name: str,
+    campaign_id: str,
+    iteration: int,
+    settings: Settings,
+    status: str,
+    phase: str,
+    error: str,
+) -> ExperimentRecord:
+    """The record of an experiment that ended in ``phase`` before it measured anything."""
+    return ExperimentRecord(
         experiment_id=str(uuid.uuid4()),
         campaign_id=campaign_id,
         iteration=iteration,
-        status="rejected",
-        phase="design",
-        error=rejection.reason,
-        program_sha256=program_sha256(source),
-        program_name=rejection.name or "llm",
-        parent_sha256=rejection.parent_sha256,
+        status=status,
+        phase=phase,
+        error=error,
+        program_sha256=program_sha256(proposal.source),
+        program_name=proposal.name,
+        parent_sha256=proposal.parent_sha256,
         designer=designer_name,
-        reasoning=reasoning,
+        reasoning=proposal.reasoning,
         isolation="none",
-        source_bytes=len(source.encode()),
+        source_bytes=len(proposal.source.encode()),
         qualities=settings.qualities,
-        phases=[PhaseRecord(name="design", status="failed", seconds=0.0, error=rejection.reason)],
+        phases=[PhaseRecord(name=phase, status="failed", seconds=0.0, error=error)],
     )
-    return record, source
 
 
 @dataclass
@@ -219,6 +249,8 @@ class Callbacks:
     on_experiment: Callable[[int, str], None] = lambda iteration, name: None
     on_step: Callable[[str], None] = lambda message: None
     on_done: Callable[[ExperimentRecord], None] = lambda record: None
+    on_wait: Callable[[str], None] = say_on_stderr  # a store is unreachable, or back
+    on_fault: Callable[[str], None] = say_on_stderr  # a fault the lab rides out (a lost worker)
 
 
 def _job(
@@ -262,9 +294,12 @@ def _evaluate_in_worker(
     clips: list[Clip],
     cascade: Cascade | None,
 ) -> ExperimentRecord:
-    """One experiment in a pool process, with its own connections to the stores."""
-    store = open_experiment_store(settings.db_url, outbox_dir=settings.outbox_dir)
-    artifacts = open_artifact_store(settings)
+    """One experiment in a pool process, with its own connections to the stores (it waits
+    for them silently: the campaign's process says so, see StoreWait.relay)."""
+    wait = StoreWait.for_settings(settings, say_nothing)
+    store = wait.call(open_experiment_store, settings.db_url, outbox_dir=settings.outbox_dir)
+    artifacts = wait.call(open_artifact_store, settings)
+    store, artifacts = WaitingStore(store, wait), WaitingStore(artifacts, wait)
     job = _job(
         designer_name,
         proposal,
@@ -294,28 +329,160 @@ def run_campaign(
 
     Without ``executor`` the one the settings name is opened here, before anything is
     stored (a Ray cluster that cannot be used leaves no campaign behind), and closed after.
+    Every call to the stores waits out an outage (``callbacks.on_wait`` says so); after
+    ``store_give_up_s`` it raises :class:`~codeclab.store.retry.GaveUp`.
     """
+    calls = callbacks or Callbacks()
+    wait = StoreWait.for_settings(settings, calls.on_wait)
     owned = executor is None
     executor = executor or open_executor(settings)
     try:
         return _campaign(
-            settings, clips, store, artifacts, resume_id, callbacks or Callbacks(), executor
+            settings,
+            clips,
+            WaitingStore(store, wait),
+            WaitingStore(artifacts, wait),
+            resume_id,
+            calls,
+            executor,
+            wait,
         )
     finally:
         if owned:
             executor.close()
 
 
-def _pool(settings: Settings, executor: Executor) -> Pool | None:
+def _pool(settings: Settings, executor: Executor) -> Pool | Workers | None:
     """Where a batch of experiments runs at once: local processes, each with its own store
     connections; or, when the work goes to Ray, threads here that wait on their tasks."""
     if settings.workers == 1:
         return None
     if executor.name == "local":
-        # spawn, not fork: the parent runs threads (progress display) that fork would copy
-        spawn = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(settings.workers, mp_context=spawn)
+        return Workers(settings.workers)
     return ThreadPoolExecutor(settings.workers, thread_name_prefix="experiment")
+
+
+def _worker_started(campaign_pid: int) -> None:
+    """A pool worker's first act: die with the campaign, and leave Ctrl-C to it.
+
+    A ``kill -9`` of the campaign must not leave workers behind, idle forever, or still
+    running an experiment that they could save while the resumed lab runs it again; the
+    sandbox's bubblewrap dies with its worker (``--die-with-parent``). Ctrl-C reaches the
+    whole process group: the campaign, not each worker, handles it (:meth:`Workers.close`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with suppress(OSError, AttributeError):  # no prctl (not Linux): the pipes' EOF ends it
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != campaign_pid:  # the campaign died before the signal was asked for
+        os._exit(1)
+
+
+class Workers:
+    """A campaign's local process pool, started again when a worker is lost (which breaks
+    the pool: :class:`BrokenProcessPool`, and the pool ends its other workers). ``task``
+    takes ``_evaluate_in_worker``'s arguments and returns the experiment's record."""
+
+    def __init__(
+        self, size: int, task: Callable[..., ExperimentRecord] = _evaluate_in_worker
+    ) -> None:
+        self.size = size
+        self.task = task
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent runs threads (progress display) that fork would copy
+        return ProcessPoolExecutor(
+            self.size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_started,
+            initargs=(os.getpid(),),
+        )
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=True)  # a broken pool's workers are gone once it returns
+        self.pool = self._start()
+
+    def close(self, *, abort: bool) -> None:
+        """Shut the pool down; ``abort`` (Ctrl-C, an error) ends running experiments now
+        (the workers ignore Ctrl-C) instead of waiting for them."""
+        if abort:  # the pool's processes (no public way before Python 3.14's terminate_workers)
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                with suppress(OSError, ValueError):
+                    process.kill()
+        self.pool.shutdown(cancel_futures=True)
+
+    def run(
+        self,
+        jobs: dict[int, tuple],
+        store: ExperimentStore,
+        say: Callable[[str], None],
+        tick: Callable[[], None],
+    ) -> dict[int, ExperimentRecord]:
+        """Each job's record (``_evaluate_in_worker``'s arguments, by iteration).
+
+        When a worker is lost, the experiments the store has not got (a worker may have saved
+        its experiment before it died) run again in a new pool, each up to
+        :data:`LOST_WORKER_TRIES` times; then it fails with the reason. ``tick`` runs about
+        every second while the pool works.
+        """
+        records: dict[int, ExperimentRecord] = {}
+        for tries in range(1, LOST_WORKER_TRIES + 1):
+            lost = self._gather(jobs, records, tick)
+            if not lost:
+                break
+            self.restart()
+            records |= _stored(store, jobs[lost[0]][3], lost)
+            again = [i for i in lost if i not in records]
+            if tries == LOST_WORKER_TRIES:
+                for i in again:
+                    records[i] = _lost(store, jobs[i])
+            elif again:
+                which = ", ".join(map(str, again))
+                say(
+                    "a pool worker was lost (killed, or out of memory: the lab's fault, not the "
+                    f"program's); the pool is started again and runs iteration {which} again"
+                )
+        return records
+
+    def _gather(
+        self, jobs: dict[int, tuple], records: dict[int, ExperimentRecord], tick: Callable
+    ) -> list[int]:
+        """Run the jobs without a record into ``records``; the iterations a lost worker took."""
+        running = {
+            i: self.pool.submit(self.task, *job) for i, job in jobs.items() if i not in records
+        }
+        waiting = set(running.values())
+        while waiting:
+            _, waiting = cf.wait(waiting, timeout=1.0)
+            tick()
+        lost = []
+        for iteration, future in running.items():
+            try:
+                records[iteration] = future.result()
+            except BrokenProcessPool:
+                lost.append(iteration)
+        return lost
+
+
+def _stored(store: ExperimentStore, campaign_id: str, iterations: list[int]) -> dict:
+    """The experiments of ``iterations`` that lost workers saved (or kept in the outbox)
+    before they died, by iteration."""
+    store.list(campaign_id=campaign_id, limit=1)  # waits while the store is away
+    store.flush_outbox()
+    return {
+        r.iteration: r for r in store.list(campaign_id=campaign_id) if r.iteration in iterations
+    }
+
+
+def _lost(store: ExperimentStore, job: tuple) -> ExperimentRecord:
+    """The failed record of an experiment whose worker was lost on each of its tries."""
+    designer_name, proposal, iteration, campaign_id, _, settings, _, _ = job
+    reason = f"its pool worker was lost {LOST_WORKER_TRIES} times (killed, or out of memory)"
+    record = _unfinished(
+        proposal, designer_name, campaign_id, iteration, settings, "failed", "execution", reason
+    )
+    store.save(record, proposal.source)
+    return record
 
 
 def _campaign(
@@ -326,7 +493,9 @@ def _campaign(
     resume_id: str | None,
     calls: Callbacks,
     executor: Executor,
+    wait: StoreWait,
 ) -> CampaignResult:
+    sweep(settings, store, artifacts)  # first, what killed runs left (store.sweep)
     designer = make_designer(settings)
     result = CampaignResult(campaign_id=resume_id or str(uuid.uuid4()))
     sources: dict[str, str] = {}
@@ -374,6 +543,7 @@ def _campaign(
         result.experiments.append(record)
         calls.on_done(record)
 
+    ended = False
     try:
         while todo and not result.stopped:
             batch, todo = todo[: settings.workers], todo[settings.workers :]
@@ -402,22 +572,13 @@ def _campaign(
                 calls.on_experiment(iteration, proposal.name)
             if pool is None:
                 records = [evaluate_cascaded(job(p, i, t), cascade(p)) for i, p, t in proposals]
-            elif isinstance(pool, ProcessPoolExecutor):
-                futures = [
-                    pool.submit(
-                        _evaluate_in_worker,
-                        designer.name,
-                        p,
-                        i,
-                        result.campaign_id,
-                        t,
-                        settings,
-                        clips,
-                        cascade(p),
-                    )
+            elif isinstance(pool, Workers):
+                jobs = {
+                    i: (designer.name, p, i, result.campaign_id, t, settings, clips, cascade(p))
                     for i, p, t in proposals
-                ]
-                records = [future.result() for future in futures]
+                }
+                done = pool.run(jobs, store, calls.on_fault, wait.relay)
+                records = [done[i] for i, _, _ in proposals]
             else:
                 futures = [
                     pool.submit(evaluate_cascaded, job(p, i, t), cascade(p))
@@ -426,8 +587,11 @@ def _campaign(
                 records = [future.result() for future in futures]
             for (_, proposal, _), record in zip(proposals, records, strict=True):
                 finish(record, proposal.source)
+        ended = True
     finally:
-        if pool is not None:
+        if isinstance(pool, Workers):
+            pool.close(abort=not ended)  # Ctrl-C or an error: the running experiments end now
+        elif pool is not None:
             pool.shutdown(cancel_futures=True)
         close = getattr(designer, "close", None)
         if close:

@@ -68,7 +68,15 @@ def evaluate_cascaded(job: Job, cascade: Cascade | None) -> ExperimentRecord:
         stopped = screened.model_copy(update={"stage": "screen", "screen": screen})
         job.store.save(stopped, job.source)
         return stopped
+    _discard(job, screened)
     return evaluate(replace(job, stage="full", screen=screen))
+
+
+def _discard(job: Job, screened: ExperimentRecord) -> None:
+    """Remove the bitstreams of a screen that no record will reference (the full evaluation
+    is an experiment of its own), so a campaign leaves no orphans behind."""
+    for location in screened.artifacts.bitstreams:
+        job.artifacts.delete(job.artifacts.key_of(location))
 
 
 def cascade_for(

@@ -22,11 +22,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from codeclab.config import Settings, load_settings
+from codeclab.errors import one_line as single_line
 from codeclab.media import Clip, MediaError, load_clip, write_y4m
 from codeclab.record import ExperimentRecord
 from codeclab.store.artifacts import (
     ArtifactError,
     ArtifactStore,
+    ArtifactUnavailable,
     LocalArtifactStore,
     decoder_key,
     linked_record,
@@ -68,11 +70,12 @@ def fail(message: str) -> typer.Exit:
 
 @contextmanager
 def user_errors():
-    """Turn known bad-input errors into a one-line message and exit code 2."""
+    """Turn known bad-input errors into a one-line message (every line of it, joined) and
+    exit code 2."""
     try:
         yield
     except (MediaError, StoreError, ArtifactError, ValueError, OSError) as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise fail(single_line(exc)) from None
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -104,6 +107,8 @@ def open_stores(settings: Settings) -> tuple[ExperimentStore, ArtifactStore]:
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         artifacts = open_artifact_store(settings)
+    except ArtifactUnavailable:
+        raise  # it may come back: a campaign waits for it
     except ArtifactError as exc:
         raise fail(str(exc)) from None
     return open_experiment_store(settings.db_url, outbox_dir=settings.outbox_dir), artifacts
@@ -206,7 +211,8 @@ def one_line(record: ExperimentRecord) -> str:
     """A finished experiment in one line, for the campaign's running log."""
     h = record.headline()
     if record.status != "ok":
-        return f"{record.program_name}: {record.status} in {record.phase}: {record.error}"
+        error = single_line(record.error or "")
+        return f"{record.program_name}: {record.status} in {record.phase}: {error}"
     bd = "n/a" if h["bd_rate_x265"] is None else f"{h['bd_rate_x265']:+.1f}%"
     return (
         f"{record.program_name}: ok, {h['kbps']:.0f} kbps, PSNR-Y {h['psnr_y']:.2f} dB, "
@@ -247,12 +253,14 @@ def _run_with_progress(
 
         def done(record: ExperimentRecord) -> None:
             progress.advance(overall)
-            progress.console.print(f"  {record.iteration}: {one_line(record)}", highlight=False)
+            say(f"  {record.iteration}: {one_line(record)}")  # err: the progress's console
 
         callbacks = Callbacks(
             on_experiment=started,
             on_step=lambda message: progress.update(step, description=f"  {message}"),
             on_done=done,
+            on_wait=say,
+            on_fault=say,
         )
         return run_campaign(
             settings, clips, store, artifacts, resume_id=resume_id, callbacks=callbacks
@@ -298,6 +306,7 @@ def run(
     """Run a campaign: the designer proposes programs, the lab measures each one."""
     from codeclab.campaign import CampaignError, directory_lock
     from codeclab.executors import ExecutorError
+    from codeclab.store.retry import GaveUp, StoreWait
 
     settings = settings_from(
         test_set=test_set,
@@ -326,28 +335,51 @@ def run(
         raise fail("--ray-address joins a Ray cluster: add --executor ray")
     # where to run is not part of a campaign: a resumed one may move to (or off) a cluster
     where = {"executor": executor, "ray_address": ray_address}
+    given = {key: value for key, value in where.items() if value is not None}
     pause = parse_duration(interval) if forever else 0.0
+    wait = StoreWait.for_settings(settings, say)
+    stores: tuple[ExperimentStore, ArtifactStore] | None = None
     try:
         with directory_lock(settings.home), user_errors():
-            store, artifacts = open_stores(settings)
-            if resume:
-                campaign = store.latest_campaign()
-                if campaign is None:
-                    raise CampaignError(f"no campaign to resume in {settings.home}")
-                given = {key: value for key, value in where.items() if value is not None}
-                resumed = settings.resumed(campaign.settings, **given)
-                err.print(f"resuming campaign {campaign.id} ({resumed.iterations} iterations)")
-                report(resumed, store, artifacts, campaign.id, as_json)
-            while not resume:
-                report(settings, store, artifacts, None, as_json)
+            while True:
+                try:
+                    stores = stores or wait.call(open_stores, settings)
+                    chosen, resume_id = settings, None
+                    if resume:
+                        latest = wait.call(stores[0].latest_campaign)
+                        chosen, resume_id = to_resume(settings, latest, given)
+                        resume = False  # once: the next campaigns of a --forever lab are new
+                    report(chosen, *stores, resume_id, as_json)
+                except GaveUp as exc:  # an unattended lab outlives an outage: next campaign
+                    if not forever:
+                        raise
+                    say(f"the campaign stopped: {single_line(exc)}")
                 if not forever:
                     break
                 err.print(f"next campaign in {interval} (Ctrl-C stops the lab)")
                 time.sleep(pause)
-    except (CampaignError, ExecutorError) as exc:
-        raise fail(str(exc).splitlines()[0]) from None
+    except (CampaignError, ExecutorError, GaveUp) as exc:
+        raise fail(single_line(exc)) from None
     except KeyboardInterrupt:
         err.print("stopped: the lab is idle; finished experiments are kept (--resume continues)")
+
+
+def say(message: str) -> None:
+    """A line of the lab's running log on standard error, never wrapped: a log reads it
+    whole."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def to_resume(settings: Settings, campaign: Any, given: dict[str, Any]) -> tuple[Settings, str]:
+    """The settings and id of the campaign to resume (what is given on the command line,
+    where to run, replaces the campaign's own)."""
+    from codeclab.campaign import CampaignError
+
+    if campaign is None:
+        raise CampaignError(f"no campaign to resume in {settings.home}")
+    resumed = settings.resumed(campaign.settings, **given)
+    err.print(f"resuming campaign {campaign.id} ({resumed.iterations} iterations)")
+    return resumed, campaign.id
 
 
 def parse_duration(text: str) -> float:

@@ -70,6 +70,15 @@ class TestSet(BaseModel):
 SECRET_FIELDS = ("link_secret", "admin_token")
 """Settings that are never recorded, printed or handed to a program."""
 
+OPERATIONAL_FIELDS = (
+    "home",
+    "database_url",
+    "allow_weak_isolation",
+    "store_retry_cap_s",
+    "store_give_up_s",
+)
+"""Settings of the run, not of the campaign: a resumed campaign takes this run's."""
+
 
 class Settings(BaseSettings):
     """Everything a campaign or an evaluation needs to know, with honest defaults."""
@@ -150,6 +159,18 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="bearer token for the dashboard's actions; none configured: refused"
     )
+    store_retry_cap_s: float = Field(
+        60.0,
+        gt=0,
+        description="while a store is unreachable, the longest pause between retries (the "
+        "pause doubles from 1 s up to this)",
+    )
+    store_give_up_s: float = Field(
+        1800.0,
+        ge=0,
+        description="how long a campaign waits for an unreachable store before it stops "
+        "(its finished experiments kept for --resume); the default rides out a restart",
+    )
     publish: Literal["all", "improved", "target"] = Field(
         "all",
         description="publish every verified experiment, those that beat the campaign's best "
@@ -205,9 +226,10 @@ class Settings(BaseSettings):
 
     def resumed(self, recorded: dict[str, Any], **given: Any) -> Settings:
         """The settings of a recorded campaign, continued here: its own choices, with this
-        run's data directory, database, secrets, isolation and ``given`` overrides. Settings
-        the lab no longer has (``require_strong_isolation``, now the default) are dropped."""
-        here = (*SECRET_FIELDS, "home", "database_url", "allow_weak_isolation")
+        run's data directory, database, secrets, isolation, store waits and ``given``
+        overrides. Settings the lab no longer has (``require_strong_isolation``, now the
+        default) are dropped."""
+        here = (*SECRET_FIELDS, *OPERATIONAL_FIELDS)
         mine = {name: getattr(self, name) for name in here}
         kept = {k: v for k, v in recorded.items() if k not in mine and k in type(self).model_fields}
         return Settings(**(kept | mine | given))

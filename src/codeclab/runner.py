@@ -548,7 +548,7 @@ class Experiment:
         """Publish by the policy (the decision and its reason are the ``publish-policy`` phase
         note: status ok or skipped, the reason in its ``error`` field): the decoder, checked
         alone against the lab's decodes, the reconstructed video and the download package."""
-        from codeclab.store.artifacts import ArtifactError
+        from codeclab.store.artifacts import ArtifactError, ArtifactUnavailable
         from codeclab.store.package import build_package
         from codeclab.store.publish import by_program_key, publish_decision, requirements
 
@@ -590,6 +590,8 @@ class Experiment:
             store.put_bytes(by_program_key(self.record.program_sha256), decoder.encode())
             package = build_package(self.record, decoder, bitstreams, needs)
             self.record.artifacts.package = store.put_bytes(f"packages/{rid}.zip", package)
+        except ArtifactUnavailable:
+            raise  # an outage is not the program's failure: the campaign waits for the store
         except ArtifactError as exc:
             raise PhaseFailed("failed", f"artifact store: {exc}") from exc
 

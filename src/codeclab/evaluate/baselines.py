@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Protocol
 import av
 from av.bitstream import BitStreamFilterContext
 
+from codeclab import scratch
 from codeclab.evaluate import fork_server, metrics, vmaf
 from codeclab.evaluate.metrics import score
 from codeclab.evaluate.rd import LOSSLESS_PSNR_DB
@@ -391,7 +391,7 @@ def _fetch_shared(shared: SharedCache | None, entry: Path, key: dict) -> Baselin
         bitstream = shared.get_bytes(f"{folder}/{name}")
     except (ArtifactError, ValueError, KeyError, TypeError):
         return None
-    temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    temporary = scratch.make_dir(f".{entry.name}", entry.parent)  # swept if we are killed
     try:
         (temporary / name).write_bytes(bitstream)
         (temporary / RUNG_JSON).write_text(json.dumps(record, indent=2, sort_keys=True))
@@ -517,7 +517,7 @@ class _Rungs:
 
     def encode(self, crf: int, key: dict, entry: Path) -> None:
         """Start a fresh encode into a private hidden directory next to ``entry``."""
-        temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        temporary = scratch.make_dir(f".{entry.name}", entry.parent)  # swept if we are killed
         name = f"stream.{ENCODERS[self.encoder].extension}"
         call = self.session.submit(
             _make_rung, self.fps, self.encoder, crf, str(temporary / name), self.with_vmaf

@@ -13,10 +13,10 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from codeclab import scratch
 from codeclab.evaluate import ffmpeg
 from codeclab.frames import Frame
 
@@ -80,10 +80,11 @@ def start(reference: Sequence[Frame], distorted: Sequence[Frame]) -> tuple[Job |
     found, reason = ffmpeg.with_filter("libvmaf")
     if found is None:
         return None, reason
-    workdir = Path(tempfile.mkdtemp(prefix="codeclab-vmaf-"))
+    workdir = scratch.make_dir("vmaf")  # in the lab's temporary root: swept after a kill
     try:
-        _write_y4m(workdir / "reference.y4m", reference)
-        _write_y4m(workdir / "distorted.y4m", distorted)
+        with scratch.reported(workdir):  # a full disk is the lab's, never a null VMAF
+            _write_y4m(workdir / "reference.y4m", reference)
+            _write_y4m(workdir / "distorted.y4m", distorted)
         options = f"model=version={MODEL}:log_fmt=json:log_path=vmaf.json:n_threads={THREADS}"
         process = subprocess.Popen(
             [
@@ -110,6 +111,8 @@ def start(reference: Sequence[Frame], distorted: Sequence[Frame]) -> tuple[Job |
         )
     except OSError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(exc, scratch.DiskFull):
+            raise
         return None, f"cannot run {found.path}: {exc}"
     return Job(process, workdir, len(reference)), None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import tempfile
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codeclab import __version__
+from codeclab import __version__, scratch
 from codeclab.evaluate import baselines
 from codeclab.evaluate.metrics import Scores, score
 from codeclab.frames import Frame, FrameMismatch, check_frames
@@ -140,17 +140,23 @@ def baseline_curve(
 
         url, endpoint = shared_s3
         shared = S3ArtifactStore(url, endpoint_url=endpoint, check=False)
-    return baselines.baseline_curve(
-        frames,
-        fps,
-        clip_sha256,
-        encoder,
-        cache_dir,
-        cover_kbps=cover_kbps,
-        cover_psnr=cover_psnr,
-        with_vmaf=with_vmaf,
-        shared=shared,
-    )
+    # the encodes write into the cache: a full disk there is the lab's fault, said so
+    with scratch.reported(cache_dir):
+        try:
+            return baselines.baseline_curve(
+                frames,
+                fps,
+                clip_sha256,
+                encoder,
+                cache_dir,
+                cover_kbps=cover_kbps,
+                cover_psnr=cover_psnr,
+                with_vmaf=with_vmaf,
+                shared=shared,
+            )
+        except RuntimeError:  # an encoder's fork failed, perhaps writing its bitstream
+            scratch.check_room(cache_dir)
+            raise
 
 
 def check_published_decoder(
@@ -168,8 +174,12 @@ def check_published_decoder(
 
 def render_mp4(frames: list[Frame], fps: float) -> bytes:
     """The reconstructed video (H.264 mp4) of decoded frames, made where the frames are."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return write_mp4(Path(tmp) / "reconstructed.mp4", frames, fps).read_bytes()
+    folder = scratch.make_dir("render")  # in the lab's temporary root: swept after a kill
+    try:
+        with scratch.reported(folder):
+            return write_mp4(folder / "reconstructed.mp4", frames, fps).read_bytes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def versions() -> dict[str, str]:

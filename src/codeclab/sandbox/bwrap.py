@@ -58,12 +58,12 @@ import site
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from codeclab import scratch
 from codeclab.contract import allowed_roots
 from codeclab.sandbox import child
 from codeclab.sandbox.isolate import SANDBOX_GID, SANDBOX_UID, WEAK, Launcher, Limits
@@ -250,7 +250,7 @@ def best_launcher() -> Launcher:
 
 def _try(launcher: Launcher) -> str:
     """Run a tiny program the way the lab runs children; an empty string means it worked."""
-    workdir = Path(tempfile.mkdtemp(prefix="codeclab-probe-"))
+    workdir = scratch.make_dir("probe")  # a full disk is no verdict on bubblewrap: raised
     try:
         if launcher.prepare:
             launcher.prepare(workdir)

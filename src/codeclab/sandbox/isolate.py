@@ -28,7 +28,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +38,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from codeclab import scratch
 from codeclab.contract import (
     FORBIDDEN_SUBMODULES,
     ContractError,
@@ -339,14 +339,24 @@ def _style(program_source: str) -> Style:
 
 @contextmanager
 def _workdir(program_source: str, job: dict[str, object]) -> Iterator[Path]:
-    """A fresh private directory with the child, the program and the job; removed after."""
-    workdir = Path(tempfile.mkdtemp(prefix="codeclab-sandbox-"))
+    """A fresh private directory with the child, the program and the job; removed after.
+
+    It lives in the lab's temporary root, named for this process, so a sweep removes it if
+    the lab is killed. A full disk there raises :class:`scratch.DiskFull`, also when the run
+    merely left it (nearly) full: the results copied out of the sandbox may then be cut
+    short, and the failure is the machine's, not the program's.
+    """
+    workdir = scratch.make_dir("sandbox")
     try:
-        for script in (CHILD_SCRIPT, SEEDCOMPAT_SCRIPT):
-            shutil.copyfile(script, workdir / script.name)
-        (workdir / child.PROGRAM).write_text(program_source, encoding="utf-8")
-        (workdir / child.JOB).write_text(json.dumps(job))
-        yield workdir
+        with scratch.reported(workdir):
+            for script in (CHILD_SCRIPT, SEEDCOMPAT_SCRIPT):
+                shutil.copyfile(script, workdir / script.name)
+            (workdir / child.PROGRAM).write_text(program_source, encoding="utf-8")
+            (workdir / child.JOB).write_text(json.dumps(job))
+            try:
+                yield workdir
+            finally:
+                scratch.check_room(workdir)
     finally:
         _remove_tree(workdir)
 

@@ -5,17 +5,22 @@ Keys (DESIGN.md section 6): ``reconstructed/{id}.mp4``, ``decoders/{id}_decoder.
 ``programs/{sha256}.py``, ``packages/{id}.zip``, ``transcodes/{id}.{fmt}``.
 Both stores offer ``put_bytes``, ``put_file``, ``get_bytes``, ``exists``, ``location(key)``
 (what a record stores: a local path or ``s3://bucket/prefix/key``), ``key_of(location)`` and
-``link(key, ttl)`` (an expiring link). Local writes go to a temporary name and are renamed
-into place, so a killed campaign never leaves a half-written artifact behind a valid key.
+``link(key, ttl)`` (an expiring link). Local writes go to a temporary name (which names its
+process, see :mod:`codeclab.scratch`), are flushed to disk and renamed into place, so a killed
+campaign never leaves a half-written artifact behind a valid key; a full disk leaves none at
+all and says so. A store with a :class:`Journal` notes each experiment's key before writing
+it, so that a sweep after a kill finds what no record references (:mod:`codeclab.store.sweep`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import re
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from codeclab import scratch
 from codeclab.store import links
 
 if TYPE_CHECKING:
@@ -38,8 +43,59 @@ def reconstructed_key(experiment_id: str) -> str:
     return f"reconstructed/{experiment_id}.mp4"
 
 
+_EXPERIMENT_KEY = re.compile(
+    r"(?:bitstreams/(?P<id>[0-9a-f-]{36})/[^/]+"
+    r"|(?:reconstructed|packages|transcodes)/(?P<file>[0-9a-f-]{36})\.[a-z0-9]+"
+    r"|decoders/(?P<decoder>[0-9a-f-]{36})_decoder\.py)"
+)
+
+
+def experiment_of(key: str) -> str | None:
+    """The experiment a key belongs to alone (its bitstreams, video, decoder, package,
+    transcodes); None for keys shared by content (programs, decoders by program) or unknown."""
+    found = _EXPERIMENT_KEY.fullmatch(key)
+    return found and (found["id"] or found["file"] or found["decoder"])
+
+
+def journal_dir(home: Path) -> Path:
+    """Where a data directory's processes note the keys they write: ``home/inflight``."""
+    return Path(home) / "inflight"
+
+
+class Journal:
+    """The experiments' keys a process is writing, noted before each write, one file per
+    process (``PID.STARTTIME.keys``) in ``directory``: after a kill the sweep reads the dead
+    process's file and removes the keys of experiments no record references."""
+
+    SUFFIX = ".keys"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def note(self, key: str) -> None:
+        if experiment_of(key) is None:
+            return  # keys shared by content are never swept
+        try:
+            with scratch.reported(self.directory):
+                self.directory.mkdir(parents=True, exist_ok=True)
+                with open(self.directory / f"{scratch.owner()}{self.SUFFIX}", "a") as out:
+                    out.write(key + "\n")
+        except OSError as exc:
+            raise _write_failure(exc)(f"cannot write artifact {key}: {exc}") from exc
+
+
 class ArtifactError(RuntimeError):
     """The artifact store cannot be reached or written, or a key would escape it."""
+
+
+class ArtifactUnavailable(ArtifactError):
+    """The artifact store cannot be reached now (endpoint down, a 5xx answer): it may come
+    back, so a campaign waits for it (:mod:`codeclab.store.retry`); never a program's fault."""
+
+
+def _write_failure(exc: OSError) -> type[ArtifactError]:
+    """A full disk may be freed, so a campaign waits for it; other failures are errors."""
+    return ArtifactUnavailable if scratch.is_full(exc) else ArtifactError
 
 
 class ArtifactStore(Protocol):
@@ -50,15 +106,22 @@ class ArtifactStore(Protocol):
     def location(self, key: str) -> str: ...
     def key_of(self, location: str) -> str: ...
     def link(self, key: str, ttl: int | None = None) -> str: ...
+    def delete(self, key: str) -> int | None: ...
 
 
 class LocalArtifactStore:
     def __init__(
-        self, root: Path, *, secret: bytes | None = None, link_ttl: int = links.DEFAULT_TTL
+        self,
+        root: Path,
+        *,
+        secret: bytes | None = None,
+        link_ttl: int = links.DEFAULT_TTL,
+        journal: Journal | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self._secret = secret
         self.link_ttl = link_ttl
+        self.journal = journal
 
     def path(self, key: str) -> Path:
         """The file behind ``key``; refuses keys that would leave the store's directory."""
@@ -77,15 +140,26 @@ class LocalArtifactStore:
         return path.relative_to(self.root).as_posix()
 
     def put_bytes(self, key: str, data: bytes) -> str:
+        """Write whole or not at all: a temporary file, flushed to disk, renamed into place.
+        A full disk raises :class:`ArtifactUnavailable` (space may be freed) and leaves no
+        partial file."""
         target = self.path(key)
+        temporary = None
+        if self.journal:
+            self.journal.note(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, target)
+            with scratch.reported(target.parent):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                handle, temporary = scratch.make_file(target.parent)
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, target)
         except OSError as exc:
-            raise ArtifactError(f"cannot write artifact {key}: {exc}") from exc
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+            raise _write_failure(exc)(f"cannot write artifact {key}: {exc}") from exc
         return str(target)
 
     def put_file(self, key: str, source: Path) -> str:
@@ -99,6 +173,21 @@ class LocalArtifactStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def delete(self, key: str) -> int | None:
+        """Remove ``key`` (a sweep's orphan) and its folder once empty; the bytes it held,
+        None when there was none."""
+        target = self.path(key)
+        try:
+            removed = scratch.remove(target)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ArtifactError(f"cannot remove artifact {key}: {exc}") from exc
+        if target.parent != self.root:
+            with suppress(OSError):
+                target.parent.rmdir()
+        return removed
 
     def link(self, key: str, ttl: int | None = None) -> str:
         """``/artifacts/{key}?expires=...&sig=...``: an HMAC-signed link the dashboard checks."""

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +38,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -50,11 +52,13 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     InterfaceError,
+    InternalError,
     OperationalError,
     SQLAlchemyError,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from codeclab.errors import one_line
 from codeclab.record import (
     Artifacts,
     BaselineCurve,
@@ -112,7 +116,13 @@ class StoreError(RuntimeError):
 
 
 class StoreUnavailable(StoreError):
-    """The store could not take a write now (down, refused); the experiment was kept."""
+    """The store cannot be reached or take a write now (down, connection lost, read-only):
+    it may come back, so a campaign waits for it. ``kept``: where a failed save's
+    experiment waits for the store (the outbox), if it was a save."""
+
+    def __init__(self, message: str, kept: Path | None = None) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 class Base(DeclarativeBase):
@@ -294,6 +304,18 @@ SUMMARY_COLUMNS = (
 )
 
 
+# what ``ExperimentStore._load`` reads: the experiment with its program, then its children
+RECORD_QUERIES = (
+    select(Experiment.__table__, Program.name, Program.parent_sha256)
+    .join(Program, Program.sha256 == Experiment.program_sha256)
+    .where(Experiment.id == bindparam("id")),
+    *(
+        select(table.__table__).where(table.experiment_id == bindparam("id")).order_by(table.id)
+        for table in (Result, BaselineRow, Phase)
+    ),
+)
+
+
 def _summary_rows(record: ExperimentRecord) -> list[Base]:
     """The summary row and holdout BD-rates written with ``record``."""
     rows: list[Base] = [
@@ -379,7 +401,9 @@ def migrate(engine: Engine) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip()
+    """The driver's reason in one line: never SQLAlchemy's text, which quotes the statement
+    and its parameters (a program's source among them)."""
+    return one_line(getattr(exc, "orig", None) or exc)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -392,9 +416,10 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError | OSError)
 
 
-def _down(exc: BaseException) -> bool:
-    """The server is unreachable or the connection broke (not: this write was refused)."""
-    return isinstance(exc, OperationalError | InterfaceError) or bool(
+def _outage(exc: BaseException) -> bool:
+    """The server is unreachable, the connection broke, or the database takes no writes now
+    (read-only: a standby during a failover); not: this write was refused for its content."""
+    return isinstance(exc, OperationalError | InterfaceError | InternalError) or bool(
         getattr(exc, "connection_invalidated", False)
     )
 
@@ -420,9 +445,8 @@ class ExperimentStore:
             migrate(self.engine)
             self._summarize_old()
         except (SQLAlchemyError, OSError, ImportError) as exc:
-            raise StoreError(
-                f"cannot open the experiment store {self.url}: {_reason(exc)}"
-            ) from exc
+            failure = StoreUnavailable if _outage(exc) else StoreError
+            raise failure(f"cannot open the experiment store {self.url}: {_reason(exc)}") from exc
         except Exception as exc:  # Alembic's own errors (e.g. a revision newer than this code)
             raise StoreError(f"cannot open the experiment store {self.url}: {exc}") from exc
 
@@ -456,8 +480,9 @@ class ExperimentStore:
         """Write the program (once, by hash) and the whole experiment in one transaction.
 
         Idempotent: an experiment already stored is skipped. When the store is down or
-        refuses the write, the experiment is kept in the outbox and :class:`StoreUnavailable`
-        says where; it is written by the next ``save`` (or ``flush_outbox``) that gets through.
+        refuses the write, the experiment is kept in the outbox and it is written by the next
+        ``save`` (or ``flush_outbox``) that gets through; the error says where it is kept:
+        :class:`StoreUnavailable` for an outage (waiting may help), else :class:`StoreError`.
         """
         self.flush_outbox()
         try:
@@ -472,11 +497,14 @@ class ExperimentStore:
                     f"{record.experiment_id}: {_reason(exc)}"
                 ) from exc
             kept = self._keep(record, source, exc)
-            raise StoreUnavailable(
+            message = (
                 f"cannot write to the experiment store {self.url}: {_reason(exc)}; experiment "
                 f"{record.experiment_id} is kept in {kept} and will be written when the "
                 "store is back"
-            ) from exc
+            )
+            if _outage(exc):
+                raise StoreUnavailable(message, kept=kept) from exc
+            raise StoreError(message) from exc
 
     # -- the outbox -------------------------------------------------------------------------
 
@@ -501,7 +529,11 @@ class ExperimentStore:
         campaign iteration was written again meanwhile) moves to ``outbox/rejected``.
         """
         return self.outbox.flush(
-            self._write_kept, failures=SQLAlchemyError, is_down=_down, rejected=StoreError
+            self._write_kept,
+            failures=SQLAlchemyError,
+            is_down=_outage,
+            rejected=StoreError,
+            describe=_reason,
         )
 
     def _write_kept(self, record: ExperimentRecord, source: str) -> None:
@@ -517,11 +549,13 @@ class ExperimentStore:
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """Database failures as :class:`StoreError` naming the store (password hidden)."""
+        """Database failures as :class:`StoreError` naming the store (password hidden);
+        :class:`StoreUnavailable` when it cannot be reached."""
         try:
             yield
         except SQLAlchemyError as exc:
-            raise StoreError(
+            failure = StoreUnavailable if _outage(exc) else StoreError
+            raise failure(
                 f"{doing}: the experiment store {self.url} failed: {_reason(exc)}"
             ) from exc
 
@@ -634,14 +668,32 @@ class ExperimentStore:
 
     def get(self, experiment_id: str) -> ExperimentRecord | None:
         """The record by id, or by a unique id prefix (as people type them)."""
-        with self._errors("cannot read experiments"), Session(self.engine) as session:
-            row = session.get(Experiment, experiment_id)
-            if row is None:
-                matches = session.scalars(
-                    select(Experiment).where(Experiment.id.startswith(experiment_id)).limit(2)
+        with self._errors("cannot read experiments"), self.engine.connect() as connection:
+            record = self._load(connection, experiment_id)
+            if record is None:
+                matches = connection.scalars(
+                    select(Experiment.id).where(Experiment.id.startswith(experiment_id)).limit(2)
                 ).all()
-                row = matches[0] if len(matches) == 1 else None
-            return self._to_record(row) if row else None
+                record = self._load(connection, matches[0]) if len(matches) == 1 else None
+            return record
+
+    def _load(self, connection: Any, experiment_id: str) -> ExperimentRecord | None:
+        """One record in four Core queries (the dashboard reads one per page: the ORM's
+        lazy loads took half as long again), through the same :meth:`_to_record`."""
+        head = connection.execute(RECORD_QUERIES[0], {"id": experiment_id}).mappings().first()
+        if head is None:
+            return None
+        results, baseline_rungs, phases = (
+            connection.execute(query, {"id": experiment_id}).all() for query in RECORD_QUERIES[1:]
+        )
+        row = SimpleNamespace(
+            **{k: v for k, v in head.items() if k not in ("name", "parent_sha256")},
+            program=SimpleNamespace(name=head["name"], parent_sha256=head["parent_sha256"]),
+            results=results,
+            baseline_rungs=baseline_rungs,
+            phases=phases,
+        )
+        return self._to_record(row)  # type: ignore[arg-type]
 
     def source(self, program_sha256: str) -> str | None:
         with self._errors("cannot read programs"), Session(self.engine) as session:

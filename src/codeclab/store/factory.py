@@ -16,7 +16,7 @@ from typing import Any
 
 from codeclab.config import Settings
 from codeclab.store import links
-from codeclab.store.artifacts import ArtifactStore, LocalArtifactStore
+from codeclab.store.artifacts import ArtifactStore, Journal, LocalArtifactStore, journal_dir
 from codeclab.store.db import ExperimentStore, StoreError
 
 
@@ -49,16 +49,20 @@ def open_experiment_store(url: str, *, outbox_dir: Path | str | None = None) -> 
 def open_artifact_store(settings: Settings) -> ArtifactStore:
     """The store ``settings`` name: S3 with ``artifacts_url = s3://...``, else the home's dir."""
     secret = settings.link_secret.get_secret_value() if settings.link_secret else None
+    journal = Journal(journal_dir(settings.home))  # what a sweep after a kill reads
     if settings.artifacts_url:
         from codeclab.store.s3 import S3ArtifactStore  # boto3: only for an S3 store
 
-        return S3ArtifactStore(
+        store = S3ArtifactStore(
             settings.artifacts_url,
             endpoint_url=settings.s3_endpoint_url,
             link_ttl=settings.link_ttl,
         )
+        store.journal = journal
+        return store
     return LocalArtifactStore(
         settings.artifacts_dir,
         secret=links.load_secret(settings.home, secret) if secret else None,
         link_ttl=settings.link_ttl,
+        journal=journal,
     )

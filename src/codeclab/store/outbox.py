@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from codeclab import scratch
+from codeclab.errors import one_line
 from codeclab.record import ExperimentRecord
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,13 @@ def default_outbox_dir() -> Path:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
+    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one.
+
+    The temporary file is named for this process (:func:`scratch.make_file`): what a kill
+    leaves of it, a later :class:`Outbox` removes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    handle, temporary = scratch.make_file(path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -47,12 +52,15 @@ def write_atomically(path: Path, text: str) -> None:
 class Outbox:
     """Experiments kept in ``directory`` until their store takes them.
 
-    ``store`` names the store (safe to print); it is recorded with each entry.
+    ``store`` names the store (safe to print); it is recorded with each entry. Opening it
+    removes the temporary files of dead processes: entries a kill cut short, which never
+    became entries (the experiment was not kept: its campaign runs it again).
     """
 
     def __init__(self, directory: Path | str, store: str = "") -> None:
         self.directory = Path(directory)
         self.store = store
+        scratch.remove_dead(self.directory, ".tmp")
 
     def keep(self, record: ExperimentRecord, source: str, reason: str) -> Path:
         """Keep one experiment (replacing an earlier copy of it); raises OSError."""
@@ -70,7 +78,7 @@ class Outbox:
         """The kept experiments, oldest first."""
         if not self.directory.is_dir():
             return []
-        return sorted(self.directory.glob("*.json"), key=_age)
+        return sorted(self.directory.glob("[!.]*.json"), key=_age)  # not a file being written
 
     def flush(
         self,
@@ -79,6 +87,7 @@ class Outbox:
         failures: type[BaseException] | tuple[type[BaseException], ...],
         is_down: Callable[[BaseException], bool],
         rejected: type[BaseException] | tuple[type[BaseException], ...] = (),
+        describe: Callable[[BaseException], str] = one_line,
     ) -> int:
         """Write the kept experiments with ``write(record, source)``; returns how many.
 
@@ -87,7 +96,8 @@ class Outbox:
         the experiment for good: the entry moves to ``rejected/``. One of ``failures`` for
         which ``is_down`` holds stops the flush quietly (the store is still away; the
         caller's own read or write reports it); another failure leaves that entry for later
-        and goes on with the rest. Anything else propagates.
+        and goes on with the rest. Anything else propagates. Warnings give ``describe(exc)``:
+        one line, never a statement with its parameters (the program's source).
         """
         written = 0
         for path in self.pending():
@@ -98,30 +108,30 @@ class Outbox:
             except FileNotFoundError:
                 continue  # another process flushed it
             except (OSError, ValueError, KeyError) as exc:
-                log.warning("unreadable outbox entry %s: %s", path, exc)
+                log.warning("unreadable outbox entry %s: %s", path, one_line(exc))
                 continue
             try:
                 write(record, source)
             except rejected as exc:
-                self._set_aside(path, exc)
+                self._set_aside(path, describe(exc))
                 continue
             except failures as exc:
                 if is_down(exc):
                     return written  # the store is still away: keep the rest for later
-                log.warning("outbox entry %s not written yet: %s", path.name, exc)
+                log.warning("outbox entry %s not written yet: %s", path.name, describe(exc))
                 continue  # this one is refused (for now); the others may go through
             path.unlink(missing_ok=True)
             written += 1
         return written
 
-    def _set_aside(self, path: Path, exc: BaseException) -> None:
+    def _set_aside(self, path: Path, reason: str) -> None:
         target = self.directory / "rejected"
         target.mkdir(exist_ok=True)
         try:
             os.replace(path, target / path.name)
         except FileNotFoundError:
             return  # another process dealt with it
-        log.warning("outbox entry %s rejected by the store: %s", path.name, exc)
+        log.warning("outbox entry %s rejected by the store: %s", path.name, reason)
 
 
 def _age(path: Path) -> tuple[float, str]:

@@ -3,7 +3,8 @@
 ``CODECLAB_ARTIFACTS_URL=s3://bucket/prefix`` selects it, ``CODECLAB_S3_ENDPOINT_URL`` points
 it at a service other than AWS. Credentials come from boto3's usual chain (environment,
 profile, instance role) and never appear in messages. Uploads use boto3's managed transfer:
-multipart above ``multipart_threshold`` bytes. Nothing is kept locally.
+multipart above ``multipart_threshold`` bytes. Nothing is kept locally. An endpoint that
+cannot be reached (or answers 5xx, or throttles) raises :class:`ArtifactUnavailable`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from codeclab.store import links
-from codeclab.store.artifacts import ArtifactError
+from codeclab.store.artifacts import ArtifactError, ArtifactUnavailable, Journal
 
 DEFAULT_MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
@@ -28,7 +29,27 @@ def _reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
+THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"})
+
+
+def _failure(exc: Exception) -> type[ArtifactError]:
+    """:class:`ArtifactUnavailable` for an outage that may pass (the endpoint unreachable, a
+    broken connection, a 5xx answer, throttling), else :class:`ArtifactError`."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as Unreachable
+
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        outage = status >= 500 or code in THROTTLED
+    else:
+        outage = isinstance(exc, Unreachable | HTTPClientError)
+    return ArtifactUnavailable if outage else ArtifactError
+
+
 class S3ArtifactStore:
+    journal: Journal | None = None  # notes experiments' keys before writing (the sweep's)
+
     def __init__(
         self,
         url: str,
@@ -76,11 +97,11 @@ class S3ArtifactStore:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchBucket", "NotFound"):
                 raise ArtifactError(f"the artifact bucket {self.bucket!r} does not exist") from None
-            raise ArtifactError(
+            raise _failure(exc)(
                 f"cannot use the artifact bucket {self.where}: {_reason(exc)}"
             ) from None
         except BotoCoreError as exc:
-            raise ArtifactError(
+            raise _failure(exc)(
                 f"cannot reach the artifact store {self.where}: {_reason(exc)}"
             ) from None
 
@@ -109,16 +130,18 @@ class S3ArtifactStore:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise ArtifactError(f"no artifact {key} in {self.where}") from None
-            raise ArtifactError(
+            raise _failure(exc)(
                 f"cannot {what} artifact {key} in {self.where}: {_reason(exc)}"
             ) from None
         except (BotoCoreError, OSError) as exc:
-            raise ArtifactError(
+            raise _failure(exc)(
                 f"cannot {what} artifact {key} in {self.where}: {_reason(exc)}"
             ) from None
 
     def put_bytes(self, key: str, data: bytes) -> str:
         name = self.object_key(key)
+        if self.journal:
+            self.journal.note(key)
         self._call(
             "write",
             key,
@@ -132,6 +155,8 @@ class S3ArtifactStore:
 
     def put_file(self, key: str, source: Path) -> str:
         name = self.object_key(key)
+        if self.journal:
+            self.journal.note(key)
         self._call(
             "write",
             key,
@@ -159,6 +184,18 @@ class S3ArtifactStore:
                 return False
             raise
         return True
+
+    def delete(self, key: str) -> int | None:
+        """Remove ``key`` (a sweep's orphan); the bytes it held, None when there was none."""
+        name = self.object_key(key)
+        try:
+            head = self._call("find", key, self.client.head_object, Bucket=self.bucket, Key=name)
+        except ArtifactError as exc:
+            if str(exc).startswith("no artifact"):
+                return None
+            raise
+        self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=name)
+        return int(head.get("ContentLength", 0))
 
     def link(self, key: str, ttl: int | None = None) -> str:
         """A presigned GET URL, valid ``ttl`` seconds (7 days by default; S3's maximum)."""

@@ -7,7 +7,9 @@ it is removed from the child's environment and is not among the settings passed.
 sends SIGTERM to the child's process group (the campaign and its workers); the kernel then
 releases the lock, and the campaign continues with ``--resume``. A campaign started
 elsewhere (a terminal, or this dashboard before a restart) is reported from the lock file,
-and left for whoever started it to stop.
+and left for whoever started it to stop. While a running campaign waits for a store it
+cannot reach, the state says since when, from the campaign's status file (not the
+database, which may be what is down).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr
 
 from codeclab.config import Settings
+from codeclab.store.retry import current_wait
 
 ENV_PREFIX = "CODECLAB_"
 NOT_PASSED = frozenset({"admin_token"})
@@ -46,6 +49,10 @@ class CampaignState(BaseModel):
     resume: bool | None = None
     exit_code: int | None = Field(None, description="of the dashboard's last campaign, once over")
     log: str | None = Field(None, description="where the dashboard's campaign writes its output")
+    waiting_since: datetime | None = Field(
+        None, description="the campaign waits for a store it cannot reach, since then"
+    )
+    waiting_for: str | None = Field(None, description="why it waits, in one line")
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
@@ -112,15 +119,22 @@ class CampaignProcess:
                 started_by="dashboard",
                 log=str(self.log),
                 **self._started,
+                **self._waiting(),
             )
         holder = lock_holder(self.home)
         if holder is not None:
-            return CampaignState(running=True, pid=holder, started_by="another process")
+            return CampaignState(
+                running=True, pid=holder, started_by="another process", **self._waiting()
+            )
         if child is not None:
             return CampaignState(
                 running=False, exit_code=child.returncode, log=str(self.log), **self._started
             )
         return CampaignState(running=False)
+
+    def _waiting(self) -> dict[str, Any]:
+        wait = current_wait(self.home)
+        return {"waiting_since": wait.since, "waiting_for": wait.reason} if wait else {}
 
     def start(self, iterations: int, resume: bool) -> CampaignState:
         """Start ``codeclab run``; raises :class:`Busy` while a campaign runs."""
