@@ -15,11 +15,14 @@ moto_server = pytest.importorskip("moto.server")
 from botocore.exceptions import ClientError  # noqa: E402
 from botocore.exceptions import ConnectionError as BotoConnectionError  # noqa: E402
 
+from codeclab.config import Settings  # noqa: E402
+from codeclab.evaluate import rd  # noqa: E402
 from codeclab.record import FrameMetrics, PhaseRecord, RungResult  # noqa: E402
-from codeclab.store.db import StoreError, StoreUnavailable  # noqa: E402
+from codeclab.store.db import ExperimentStore, StoreError, StoreUnavailable  # noqa: E402
 from codeclab.store.dynamo import ENDPOINT_ENV, DynamoStore  # noqa: E402
 from codeclab.store.factory import open_experiment_store  # noqa: E402
-from tests.test_store import METRICS, RUNG, make_record  # noqa: E402
+from tests.test_store import METRICS, RUNG, lab_of_records, make_record, scored  # noqa: E402
+from tests.weblab import client_for  # noqa: E402
 
 SECRET = "SECRETdoNotPrint0123456789"
 
@@ -417,3 +420,56 @@ def test_the_outbox_defaults_to_the_data_directory(store, aws_env, tmp_path):
     assert again.outbox_dir == tmp_path / "lab" / "outbox"
     opened = open_experiment_store(store.url, outbox_dir=tmp_path / "elsewhere")
     assert opened.outbox_dir == tmp_path / "elsewhere"
+
+
+def rank_items_without_rungs(store) -> None:
+    """Make the leaderboard's rank items look as they were before they carried rungs."""
+    for item in store._query_index("GSI2", "RANK#leaderboard"):
+        store.client.update_item(
+            TableName=store.table,
+            Key=store._ser({"PK": item["PK"], "SK": item["SK"]}),
+            UpdateExpression="REMOVE rungs",
+        )
+
+
+def test_frontier_rungs_and_progress_stages_are_the_sql_stores(store, tmp_path):
+    """The overview's frontier and progress read the same figures from DynamoDB as from
+    SQL: the ranked rungs, newest experiment first, and the cascade stage of each point."""
+    sql = ExperimentStore(f"sqlite:///{tmp_path / 'lab.db'}")
+    screened = scored("e7", 7, campaign="camp-b", iteration=3, bd={"x264": -1.0})
+    screened = screened.model_copy(update={"stage": "screen"})  # stopped: it does not rank
+    for target in (store, sql):
+        lab_of_records(target)
+        target.save(screened, "source of e7")
+    expected = sql.ranked_rungs()
+    assert {r["experiment_id"] for r in expected} == {"e1", "e2", "e4", "e6"}
+
+    def order(rungs: list[dict]) -> list[str]:
+        return list(dict.fromkeys(r["experiment_id"] for r in rungs))
+
+    def key(rung: dict) -> tuple:
+        return tuple(sorted(rung.items()))
+
+    for _ in ("rank items with rungs", "rank items written before rungs"):
+        found = store.ranked_rungs()
+        assert order(found) == order(expected) == ["e6", "e4", "e2", "e1"]
+        assert sorted(map(key, found)) == sorted(map(key, expected))
+        rank_items_without_rungs(store)
+    points = [c.points for c in store.progress()]
+    assert points == [c.points for c in sql.progress()]
+    assert {p.experiment_id: p.stage for ps in points for p in ps}["e7"] == "screen"
+    assert {p.stage for ps in points for p in ps} == {"full", "screen"}
+
+
+def test_the_dashboard_draws_the_frontier_and_stages_from_dynamodb(store, tmp_path):
+    lab_of_records(store)
+    settings = Settings(home=tmp_path / "lab", database_url=store.url)
+    with client_for(settings) as client:
+        (clip,) = client.get("/api/frontier").json()
+        progress = client.get("/api/progress").json()
+    rungs = [(r["kbps"], r["psnr_y"]) for r in store.ranked_rungs()]
+    assert [(p["kbps"], p["psnr_y"]) for p in clip["frontier"]] == rd.convex_hull(
+        rungs, log_rate=True
+    )
+    assert clip["experiments"] == 4 and clip["baselines"][0]["name"].startswith("x265")
+    assert {p["stage"] for c in progress for p in c["points"]} == {"full"}

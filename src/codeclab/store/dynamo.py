@@ -103,8 +103,9 @@ SUMMARY_ATTRIBUTES = tuple(ExperimentSummary.model_fields)
 PROGRESS_ATTRIBUTES = (
     *("experiment_id", "iteration", "status", "program_name", "created_at"),
     *("headline_kbps", "headline_psnr_y", "headline_bd_rate_x265"),
-    *("leaderboard_bd_rate", "leaderboard_anchor"),
+    *("leaderboard_bd_rate", "leaderboard_anchor", "stage"),
 )
+RUNG_ATTRIBUTES = ("clip", "clip_sha256", "quality", "kbps", "psnr_y")  # a frontier's rung
 COUNTERS = ("llm_calls", "llm_input_tokens", "llm_output_tokens", "llm_cost_usd")
 CONFLICT_RETRIES = 4  # a transaction cancelled by a concurrent one (the shared counters)
 STATS = "STATS"  # the partition of the counters and of the summaries' version marker
@@ -702,6 +703,7 @@ class DynamoStore:
                             "clip": clip,
                             "GSI2PK": f"RANK#{name}",
                             "GSI2SK": f"{_sortable(value)}#{time_key}",
+                            **({"rungs": _rungs(record)} if name == "leaderboard" else {}),
                         }
                     ),
                 }
@@ -889,6 +891,41 @@ class DynamoStore:
                 cost_known=not totals.get("llm_cost_unknown", 0),
             ),
         )
+
+    def ranked_rungs(self) -> list[dict[str, Any]]:
+        """Every rung (clip, quality, kbps, PSNR-Y) of the experiments on the leaderboard,
+        newest experiment first, with the experiment's id and program: the overview's RD
+        frontier. One Query of the leaderboard's rank items, which carry their experiment's
+        rungs; an item written before they did costs a Query of its experiment's results."""
+        with self._errors("cannot read the experiment store"):
+            ranked = sorted(
+                self._query_index("GSI2", "RANK#leaderboard"),
+                key=lambda item: item["GSI2SK"].split("#", 1)[1],  # the time key
+                reverse=True,
+            )
+            return [
+                {"experiment_id": item["experiment_id"], "program_name": item["program_name"]}
+                | rung
+                for item in ranked
+                for rung in (
+                    item["rungs"] if "rungs" in item else self._stored_rungs(item["experiment_id"])
+                )
+            ]
+
+    def _stored_rungs(self, experiment_id: str) -> list[dict[str, Any]]:
+        """:data:`RUNG_ATTRIBUTES` of an experiment's result items, in the record's order."""
+        names = {f"#r{n}": name for n, name in enumerate(("PK", "SK", "wid", *RUNG_ATTRIBUTES))}
+        items = list(
+            self._query(
+                KeyConditionExpression="#r0 = :pk",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._ser({":pk": f"EXP#{experiment_id}"}),
+                ProjectionExpression=", ".join(names),
+            )
+        )
+        wid = next((i.get("wid") for i in items if i["SK"] == "HEADER"), None)
+        results = sorted((i for i in items if i["SK"].startswith(f"RESULT#{wid}#")), key=_sk)
+        return [{name: item[name] for name in RUNG_ATTRIBUTES} for item in results]
 
     def _best(self, ranking: str) -> Best | None:
         for item in self._query_index("GSI2", f"RANK#{ranking}", limit=1):
@@ -1111,6 +1148,11 @@ def _counts(summary: dict[str, Any], status: str) -> dict[str, int | float]:
         **{name: summary.get(name) or 0 for name in COUNTERS},
         "llm_cost_unknown": int(not summary.get("llm_cost_known", True)),
     }
+
+
+def _rungs(record: ExperimentRecord) -> list[dict[str, Any]]:
+    """The record's rungs as the frontier reads them (:data:`RUNG_ATTRIBUTES`)."""
+    return [{name: getattr(r, name) for name in RUNG_ATTRIBUTES} for r in record.results]
 
 
 def _summary(item: dict[str, Any]) -> ExperimentSummary:

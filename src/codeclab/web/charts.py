@@ -148,23 +148,30 @@ def rd_curves(record: ExperimentRecord) -> RdCurves:
     return RdCurves(experiment_id=record.experiment_id, clips=clips)
 
 
+def frame_order(results: list[RungResult]) -> list[RungResult]:
+    """The rungs in the frames API's order: by clip, then quality."""
+    return sorted(results, key=lambda r: (r.clip, r.quality))
+
+
+def frame_rung(experiment_id: str, r: RungResult) -> FrameRung:
+    """One rung's frames and the URL template of its pictures."""
+    base = f"/experiments/{experiment_id}/frames"
+    return FrameRung(
+        clip=r.clip,
+        clip_sha256=r.clip_sha256,
+        quality=r.quality,
+        count=r.frames,
+        width=r.width,
+        height=r.height,
+        kbps=r.kbps,
+        decoded_sha256=r.decoded_sha256,
+        images=f"{base}/{quote(r.clip, safe='')}/{r.quality}/{{index}}/{{kind}}.png",
+        frames=[FrameRow(index=n, **f.model_dump()) for n, f in enumerate(r.per_frame)],
+    )
+
+
 def frame_series(record: ExperimentRecord) -> FrameSeries:
-    base = f"/experiments/{record.experiment_id}/frames"
-    rungs = [
-        FrameRung(
-            clip=r.clip,
-            clip_sha256=r.clip_sha256,
-            quality=r.quality,
-            count=r.frames,
-            width=r.width,
-            height=r.height,
-            kbps=r.kbps,
-            decoded_sha256=r.decoded_sha256,
-            images=f"{base}/{quote(r.clip, safe='')}/{r.quality}/{{index}}/{{kind}}.png",
-            frames=[FrameRow(index=n, **f.model_dump()) for n, f in enumerate(r.per_frame)],
-        )
-        for r in sorted(record.results, key=lambda r: (r.clip, r.quality))
-    ]
+    rungs = [frame_rung(record.experiment_id, r) for r in frame_order(record.results)]
     return FrameSeries(experiment_id=record.experiment_id, rungs=rungs)
 
 

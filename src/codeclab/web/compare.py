@@ -13,7 +13,7 @@ from itertools import zip_longest
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from codeclab.evaluate import rd
@@ -227,9 +227,12 @@ def router(dash: Dashboard) -> APIRouter:
         return compare(dash, a, b)
 
     @routes.get("/compare", response_class=HTMLResponse, summary="B against A, for people")
-    def compare_page(request: Request, a: str | None = None, b: str | None = None) -> HTMLResponse:
-        figures = compare(dash, a, b)
-        context = {"c": figures, "data": figures.model_dump(mode="json"), "units": UNITS}
-        return dash.templates.TemplateResponse(request, "compare.html", context)
+    def compare_page(request: Request, a: str | None = None, b: str | None = None) -> Response:
+        def render(revision: int) -> HTMLResponse:
+            figures = compare(dash, a, b)
+            context = {"c": figures, "data": figures.model_dump(mode="json"), "units": UNITS}
+            return dash.templates.TemplateResponse(request, "compare.html", context)
+
+        return dash.page(request, ("compare", a, b), render)
 
     return routes

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
+from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -67,18 +71,26 @@ def pages_for(total: int) -> int:
     return max(1, math.ceil(total / PAGE_SIZE))
 
 
+def _trim(kept: OrderedDict, size: int) -> None:
+    """Drop the entries made longest ago beyond ``size`` (threads share ``kept``)."""
+    while len(kept) > size:
+        with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+            kept.popitem(last=False)
+
+
 @dataclass
 class Memo:
     """Query results kept while the store holds as many experiments as when they were made.
 
     Experiments are only ever added, so their count (one cheap query) says when the
-    overview's figures or a blog page are stale; ``max_age`` bounds what the count cannot
-    see (an artifact deleted or re-created, links drawing near their expiry).
+    overview's figures, a blog page or a program's history are stale; ``max_age`` bounds
+    what the count cannot see (an artifact deleted or re-created, links drawing near their
+    expiry). The entries made longest ago go first when ``size`` is reached.
     """
 
     max_age: float = 30.0
-    size: int = 64
-    _kept: dict[Hashable, tuple[int, float, Any]] = field(default_factory=dict)
+    size: int = 256
+    _kept: OrderedDict[Hashable, tuple[int, float, Any]] = field(default_factory=OrderedDict)
 
     def get(self, key: Hashable, version: int, compute: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -86,10 +98,52 @@ class Memo:
         if kept is not None and kept[0] == version and now - kept[1] < self.max_age:
             return kept[2]
         value = compute()
-        if len(self._kept) >= self.size:
-            self._kept.clear()
-        self._kept[key] = (version, now, value)
+        self._kept.pop(key, None)
+        self._kept[key] = (version, now, value)  # last: the newest
+        _trim(self._kept, self.size)
         return value
+
+
+@dataclass
+class Page:
+    """A rendered page, its ETag, and the revision of the store it was made from."""
+
+    body: bytes
+    etag: str
+    revision: int
+    made: float
+
+
+@dataclass
+class PageCache:
+    """Rendered pages, kept while the store's revision (its count of experiments) stays the
+    same: a stored experiment never changes, so its page, a comparison or a page of the
+    blog only goes stale when experiments are added, or through what the count cannot see
+    (artifacts published or removed later, links nearing their expiry), which ``max_age``
+    bounds. Each page has an ETag: a browser that has it gets ``304 Not Modified``."""
+
+    max_age: float = 30.0
+    size: int = 512  # pages of 10-20 kB: a few MB per server process
+    _kept: OrderedDict[Hashable, Page] = field(default_factory=OrderedDict)
+
+    def respond(
+        self, request: Request, key: Hashable, revision: int, render: Callable[[int], Response]
+    ) -> Response:
+        """The kept page for ``key`` (rendered now, for ``revision``, when missing or stale),
+        or a 304."""
+        now = time.monotonic()
+        page = self._kept.get(key)
+        if page is None or page.revision != revision or now - page.made >= self.max_age:
+            body = bytes(render(revision).body)
+            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+            page = Page(body, etag, revision, now)
+            self._kept.pop(key, None)
+            self._kept[key] = page
+            _trim(self._kept, self.size)
+        headers = {"ETag": page.etag, "Cache-Control": "no-cache"}  # revalidate each time
+        if page.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(page.body, media_type="text/html", headers=headers)
 
 
 @dataclass
@@ -101,6 +155,7 @@ class Dashboard:
     secret: bytes | None  # the HMAC key of local links; None with S3 (presigned URLs)
     campaigns: CampaignProcess
     memo: Memo = field(default_factory=Memo)
+    pages: PageCache = field(default_factory=PageCache)
 
     @classmethod
     def open(cls, settings: Settings) -> Dashboard:
@@ -116,6 +171,7 @@ class Dashboard:
         env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
+            auto_reload=False,  # no stat of every template file on every page
         )
         env.globals.update(fmt=fmt, better_worse=better_worse, bd_note=bd_note)
         templates = Jinja2Templates(env=env)
@@ -124,6 +180,11 @@ class Dashboard:
     def count(self) -> int:
         """How many experiments the store holds: the version of everything derived from them."""
         return self.store.page(limit=0)[0]
+
+    def page(self, request: Request, key: Hashable, render: Callable[[int], Response]) -> Response:
+        """A page from :class:`PageCache`, checked against the count of experiments (which
+        ``render`` gets, to key what it reads from the store by)."""
+        return self.pages.respond(request, key, self.count(), render)
 
     def newest(
         self, page: int = 1, status: str | None = None, campaign: str | None = None

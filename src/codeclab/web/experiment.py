@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from codeclab.record import ExperimentRecord, PhaseRecord
 from codeclab.store.transcode import FORMATS, transcode_key
-from codeclab.web.charts import frame_series
+from codeclab.web.charts import frame_order, frame_rung
 from codeclab.web.context import Dashboard
 from codeclab.web.framecache import FrameCache, Unavailable
 from codeclab.web.lineage import Lineage, lineage
@@ -71,15 +71,16 @@ def comparison(record: ExperimentRecord, links: dict, sources: dict[str, str | N
 
 
 def stepper(record: ExperimentRecord, sources: dict[str, str | None]) -> dict | None:
-    """The rungs the stepper offers (in the frames API's order), starting on the published one."""
-    series = frame_series(record)
-    if not series.rungs:
+    """The rungs the stepper offers (in the frames API's order), starting on the published
+    one, whose frames alone the page shows (the browser asks the frames API for the rest)."""
+    rungs = frame_order(record.results)
+    if not rungs:
         return None
     top = (record.clips[0].name, max(record.qualities))
-    start = next((n for n, r in enumerate(series.rungs) if (r.clip, r.quality) == top), 0)
-    rung = series.rungs[start]
+    start = next((n for n, r in enumerate(rungs) if (r.clip, r.quality) == top), 0)
+    rung = frame_rung(record.experiment_id, rungs[start])
     return {
-        "rungs": series.rungs,
+        "rungs": rungs,
         "start": start,
         "rung": rung,
         "metrics": rung.frames[0] if rung.frames else None,
@@ -88,14 +89,16 @@ def stepper(record: ExperimentRecord, sources: dict[str, str | None]) -> dict | 
     }
 
 
-def compare_links(dash: Dashboard, record: ExperimentRecord, family: Lineage) -> list[dict]:
+def compare_links(
+    dash: Dashboard, record: ExperimentRecord, family: Lineage, revision: int
+) -> list[dict]:
     """Where "compare with ..." leads: the parent's newest run, the best experiment, and
     each baseline encoder this experiment ran against."""
     found = []
     parent = family.ancestors[1] if len(family.ancestors) > 1 else None
     if parent and parent.runs:
         found.append({"label": "Compare with parent", "a": parent.runs[0].experiment_id})
-    best = dash.memo.get("best", dash.count(), lambda: dash.store.leaderboard(1))
+    best = dash.memo.get("best", revision, lambda: dash.store.leaderboard(1))
     if best and best[0].experiment_id != record.experiment_id:
         found.append({"label": "Compare with the best", "a": best[0].experiment_id})
     found += [{"label": f"Compare with {e}", "a": e} for e in record.baselines]
@@ -118,16 +121,27 @@ def router(dash: Dashboard) -> APIRouter:
     @routes.get(
         "/experiments/{experiment_id}", response_class=HTMLResponse, summary="one experiment"
     )
-    def experiment(request: Request, experiment_id: str) -> HTMLResponse:
+    def experiment(request: Request, experiment_id: str) -> Response:
+        # transcodes are what the lab adds to an experiment after saving it: part of the key
+        transcoded = tuple(dash.artifacts.exists(transcode_key(experiment_id, f)) for f in FORMATS)
+        key = ("experiment", experiment_id, transcoded)
+        return dash.page(request, key, lambda revision: page(request, experiment_id, revision))
+
+    def page(request: Request, experiment_id: str, revision: int) -> HTMLResponse:
         record = dash.get_record(experiment_id)
         links = dash.downloads(record)
         sources = {clip.sha256: source_reason(clip) for clip in record.clips}
-        family = lineage(dash.store, record)
+        # a program's history changes only when experiments are added: shared by its runs
+        family = dash.memo.get(
+            ("lineage", record.program_sha256, record.parent_sha256),
+            revision,
+            lambda: lineage(dash.store, record),
+        )
         context = {
             **dash.summary(record),
             "links": links,
             "ancestors": family,
-            "compare_with": compare_links(dash, record, family),
+            "compare_with": compare_links(dash, record, family, revision),
             "sources": sources,
             "compare": comparison(record, links, sources),
             "stepper": stepper(record, sources),

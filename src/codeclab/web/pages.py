@@ -1,8 +1,9 @@
 """Pages for people: the overview and the blog (a post per experiment).
 
 Both read the store's summaries (counts, rankings and one page of ten), never every record,
-and keep what they read while the count of experiments stays the same (:class:`Memo`); the
-overview's charts draw ``/api/progress`` in the browser.
+and keep what they read, and the page they render, while the count of experiments stays the
+same (:class:`Memo`, :class:`PageCache`); the overview's charts draw ``/api/progress`` in
+the browser.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from codeclab.store.summary import BASELINE_ENCODERS
 from codeclab.web.api import entries
@@ -52,17 +53,25 @@ def router(dash: Dashboard) -> APIRouter:
         }
 
     @routes.get("/", response_class=HTMLResponse, summary="overview")
-    def overview(request: Request) -> HTMLResponse:
-        context = {
-            **dash.memo.get("overview", dash.count(), figures),
-            "campaign": dash.campaigns.state(),
-            "actions": dash.settings.admin_token is not None,
-        }
-        return dash.templates.TemplateResponse(request, "overview.html", context)
+    def overview(request: Request) -> Response:
+        campaign = dash.campaigns.state()  # not in the store: part of the page's key
+
+        def render(revision: int) -> Response:
+            context = {
+                **dash.memo.get("overview", revision, figures),
+                "campaign": campaign,
+                "actions": dash.settings.admin_token is not None,
+            }
+            return dash.templates.TemplateResponse(request, "overview.html", context)
+
+        return dash.page(request, ("overview", campaign.model_dump_json()), render)
 
     @routes.get("/blog", response_class=HTMLResponse, summary="a post per experiment")
-    def blog(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
-        context = dash.memo.get(("blog", page), dash.count(), lambda: posts(page))
-        return dash.templates.TemplateResponse(request, "blog.html", context)
+    def blog(request: Request, page: int = Query(1, ge=1)) -> Response:
+        def render(revision: int) -> Response:
+            context = dash.memo.get(("blog", page), revision, lambda: posts(page))
+            return dash.templates.TemplateResponse(request, "blog.html", context)
+
+        return dash.page(request, ("blog", page), render)
 
     return routes

@@ -1,0 +1,64 @@
+"""Rendered pages are kept while the store does not change, and revalidated by ETag, over
+real HTTP on a store a real campaign filled (tests/weblab.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from codeclab.store.factory import open_experiment_store
+from tests.weblab import client_for, fill_lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, small_clip_path: Path):
+    filled = fill_lab(tmp_path_factory.mktemp("cache") / "lab", small_clip_path)
+    with client_for(filled["settings"]) as client:
+        yield {
+            **filled,
+            "client": client,
+            "store": open_experiment_store(filled["settings"].db_url),
+        }
+
+
+def pages(lab) -> list[str]:
+    a, b = lab["records"]
+    return [
+        "/",
+        "/blog",
+        f"/experiments/{b.experiment_id}",
+        f"/compare?a={a.experiment_id}&b={b.experiment_id}",
+    ]
+
+
+def test_a_page_whose_etag_the_browser_has_is_not_sent_again(lab):
+    client = lab["client"]
+    for path in pages(lab):
+        first = client.get(path)
+        etag = first.headers["etag"]
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        again = client.get(path, headers={"If-None-Match": etag})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag), path
+        other = client.get(path, headers={"If-None-Match": '"something-else"'})
+        assert other.status_code == 200 and other.content == first.content, path
+
+
+def test_a_kept_page_changes_when_an_experiment_is_saved(lab):
+    client, store = lab["client"], lab["store"]
+    b = lab["records"][1]
+    before = {path: client.get(path) for path in ("/", "/blog")}
+    newer = b.model_copy(
+        update={
+            "experiment_id": "new00000-0000-0000-0000-000000000000",
+            "iteration": 70,
+            "program_name": "the newest program",
+            "created_at": b.created_at + timedelta(days=1),
+        }
+    )
+    store.save(newer, store.source(b.program_sha256) or "")
+    for path in before:
+        after = client.get(path, headers={"If-None-Match": before[path].headers["etag"]})
+        assert after.status_code == 200 and "the newest program" in after.text, path
+        assert "the newest program" not in before[path].text
