@@ -389,3 +389,39 @@ def test_the_dashboard_says_the_campaign_waits_for_the_store(tmp_path):
         assert waiting.result(timeout=30) == "read"
         assert state()["waiting_since"] is None
         assert "Waiting for the store" not in client.get("/").text
+
+
+def test_the_dashboard_of_a_store_that_is_down_says_why_and_that_the_campaign_waits(
+    own_pg, tmp_path
+):
+    settings = Settings(home=tmp_path / "lab", database_url=own_pg.create_database())
+    ExperimentStore(settings.db_url).save(make_record("dddd0001"), "src")
+    wait = StoreWait.for_settings(settings, say=lambda message: None)
+    down = threading.Event()
+
+    def save_while_down() -> str:
+        if down.is_set():
+            raise StoreUnavailable("cannot save experiment dddd0002: Connection refused")
+        return "saved"
+
+    with (
+        directory_lock(settings.home),
+        client_for(settings) as client,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        assert client.get("/").status_code == 200
+        own_pg.stop()
+        down.set()
+        waiting = pool.submit(wait.call, save_while_down)
+        assert until(lambda: current_wait(settings.home) is not None, 30)
+        page = client.get("/")
+        assert page.status_code == 503
+        assert "The experiment store cannot be reached" in page.text
+        assert "Waiting for the store since" in page.text and "dddd0002" in page.text
+        assert own_pg.password not in page.text and "SELECT" not in page.text
+        api = client.get("/api/experiments")
+        assert api.status_code == 503 and "\n" not in api.json()["detail"]
+        own_pg.start()
+        down.clear()
+        assert waiting.result(timeout=30) == "saved"
+        assert client.get("/").status_code == 200

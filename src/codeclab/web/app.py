@@ -15,11 +15,13 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from codeclab.config import Settings, load_settings
+from codeclab.errors import one_line
+from codeclab.store.db import StoreError
 from codeclab.web import (
     actions,
     api,
@@ -67,6 +69,19 @@ def create_app(settings: Settings) -> FastAPI:
             return await http_exception_handler(request, exc)
         context = {"detail": exc.detail, "path": request.url.path}
         return dash.templates.TemplateResponse(request, "notfound.html", context, status_code=404)
+
+    @app.exception_handler(StoreError)
+    async def store_down_page(request: Request, exc: StoreError) -> Response:
+        """The experiment store cannot answer (a database restart, say): 503 with the reason
+        in one line, and for people the campaign's state, which lives outside the store (a
+        campaign waiting for it says since when)."""
+        reason = one_line(exc)
+        if request.url.path.startswith(JSON_PREFIXES):
+            return JSONResponse({"detail": reason}, status_code=503)
+        context = {"reason": reason, "campaign": dash.campaigns.state()}
+        return dash.templates.TemplateResponse(
+            request, "unavailable.html", context, status_code=503
+        )
 
     return app
 
