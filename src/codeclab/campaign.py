@@ -4,8 +4,9 @@ The designer sees every finished experiment of the campaign (and the sources by 
 it proposes the next program, so each proposal can learn from all results so far. With
 ``workers > 1`` it proposes a batch, evaluated in parallel: by a local process pool, or, with
 ``executor = "ray"``, by threads of this process that each fan their experiment's rungs out
-as Ray tasks (:mod:`codeclab.executors`). Either way the designer and the stores stay here:
-every experiment is saved by this process, once.
+as Ray tasks (:mod:`codeclab.executors`). Either way the designer stays here; a pool process
+saves the experiment it ran through its own store connection, and each experiment is saved
+once (a batch rerun after a lost worker keeps what the store already has).
 
 A campaign holds a lock on its data directory (one campaign per directory at a time) and can
 be resumed after a crash: experiments are written whole or not at all, so the iterations
