@@ -21,6 +21,7 @@ from codeclab.sandbox import isolate
 from codeclab.store.artifacts import ArtifactUnavailable, LocalArtifactStore, bitstream_key
 from tests.conftest import CODECLAB, cli
 from tests.test_sweep import _journaled_ids, _stored
+from tests.test_unattended import Lab, finished
 
 
 def mount_tmpfs(where: Path, size: str) -> None:
@@ -144,3 +145,26 @@ def _assert_references_exist(home: Path) -> None:
         for location in [artifacts["program"], *artifacts["bitstreams"], artifacts["decoder"]]:
             assert location is None or Path(location).is_file(), location
     assert not list((home / "artifacts").rglob(".tmp-*"))
+
+
+def test_a_forever_lab_whose_scratch_disk_fills_goes_on_once_there_is_room(
+    disk, tmp_path, small_clip_path
+):
+    """The sandbox's scratch disk fills between two campaigns: the campaign stops with the
+    reason in one line, the unattended lab does not, and goes on once space is freed."""
+    home = tmp_path / "lab"
+    home.mkdir()
+    lab = Lab(["--iterations", "1", "--forever", "--interval", "2s"], home, small_clip_path,
+              TMPDIR=str(disk))  # fmt: skip
+    try:
+        lab.until(lambda: finished(lab))
+        filler = fill(disk)  # Python picked this TMPDIR when it had room; now it has none
+        lab.until(lambda: lab.said("the campaign stopped"))
+        (line,) = lab.said("the campaign stopped")
+        assert "no space left on device" in line and str(disk) in line, lab.text
+        filler.unlink()
+        lab.until(lambda: len(finished(lab)) >= 2)
+        assert lab.interrupt() == 0, lab.text
+        assert "Traceback" not in lab.text
+    finally:
+        lab.close()

@@ -306,6 +306,7 @@ def run(
     """Run a campaign: the designer proposes programs, the lab measures each one."""
     from codeclab.campaign import CampaignError, directory_lock
     from codeclab.executors import ExecutorError
+    from codeclab.scratch import DiskFull
     from codeclab.store.retry import GaveUp, StoreWait
 
     settings = settings_from(
@@ -350,8 +351,8 @@ def run(
                         chosen, resume_id = to_resume(settings, latest, given)
                         resume = False  # once: the next campaigns of a --forever lab are new
                     report(chosen, *stores, resume_id, as_json)
-                except GaveUp as exc:  # an unattended lab outlives an outage: next campaign
-                    if not forever:
+                except (GaveUp, DiskFull) as exc:  # an unattended lab outlives an outage
+                    if not forever:  # or a full disk: its next campaign starts after a pause
                         raise
                     say(f"the campaign stopped: {single_line(exc)}")
                 if not forever:
