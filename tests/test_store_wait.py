@@ -425,3 +425,30 @@ def test_the_dashboard_of_a_store_that_is_down_says_why_and_that_the_campaign_wa
         down.clear()
         assert waiting.result(timeout=30) == "saved"
         assert client.get("/").status_code == 200
+
+
+def test_a_killed_waiters_status_is_ignored_even_when_its_pid_is_reused(tmp_path):
+    """A worker killed while it waited leaves its status file; a live process that got the
+    same pid later is not taken for it, and the sweep removes the file."""
+    from datetime import UTC, datetime
+
+    from codeclab import scratch
+    from codeclab.store.retry import WAIT_DIR, Wait, remove_dead_waits
+
+    pid = os.getpid()  # alive: what a reused pid looks like
+    stale = tmp_path / WAIT_DIR / f"{pid}.1.json"
+    stale.parent.mkdir()
+    old = Wait(since=datetime(2026, 1, 1, tzinfo=UTC), reason="old", pid=pid, owner=f"{pid}.1")
+    stale.write_text(old.model_dump_json())
+    assert current_wait(tmp_path) is None
+
+    said: list[str] = []
+    relay = StoreWait(tmp_path, cap_s=1, give_up_s=60, say=said.append)
+    relay.relay()
+    live = Wait(since=datetime.now(UTC), reason="now", pid=1, owner=scratch.owner())
+    (tmp_path / WAIT_DIR / f"{scratch.owner()}.json").write_text(live.model_dump_json())
+    relay.relay()
+    assert len(said) == 1 and said[0].endswith(": now"), said  # the live wait, said once
+
+    remove_dead_waits(tmp_path)
+    assert not stale.exists() and (tmp_path / WAIT_DIR / f"{scratch.owner()}.json").exists()

@@ -346,3 +346,18 @@ def test_the_outbox_removes_what_a_kill_left_mid_write_and_never_lists_it(tmp_pa
     opened = Outbox(outbox)
     assert not dead.exists() and live.exists()
     assert opened.pending() == []
+
+
+def test_ctrl_c_stops_a_lab_that_waits_for_the_store(own_pg, tmp_path, small_clip_path, labs):
+    url = own_pg.create_database()
+    home = tmp_path / "lab"
+    args = ["--iterations", "4", "--workers", "2", "--forever", "--interval", "1s"]
+    lab = Lab(args, home, small_clip_path, CODECLAB_DATABASE_URL=url)
+    labs.append(lab)
+    lab.until(lambda: finished(lab))
+    own_pg.stop()
+    lab.until(lambda: lab.said("waiting for the store"))
+    started = time.monotonic()
+    assert lab.interrupt() == 0, lab.text
+    assert time.monotonic() - started < 30, lab.text
+    assert lab.said("stopped: the lab is idle"), lab.text

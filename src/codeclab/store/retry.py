@@ -9,8 +9,8 @@ one line, the finished experiments kept for ``--resume``. An outage is never rec
 the program failing: the running experiment waits with it.
 
 One line says that the lab waits (once per outage, not per try) and one that the store is
-back. Meanwhile ``home/store-wait/{pid}.json`` says since when, so the dashboard can show it
-without the database, which may be what is down. A campaign wraps its stores in
+back. Meanwhile ``home/store-wait/{PID.STARTTIME}.json`` says since when, so the dashboard
+can show it without the database, which may be what is down. A campaign wraps its stores in
 :class:`WaitingStore`, so every call of theirs waits, in this one place. Pool workers wait
 silently: the campaign's process, which has the console, says it for them
 (:meth:`StoreWait.relay`), so an outage is one line however many workers meet it.
@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from codeclab import scratch
 from codeclab.config import Settings
 from codeclab.errors import one_line
 from codeclab.store.artifacts import ArtifactUnavailable
@@ -54,6 +55,7 @@ class Wait(BaseModel):
     since: datetime
     reason: str
     pid: int
+    owner: str = ""  # PID.STARTTIME (codeclab.scratch.owner): a reused pid is not taken for it
 
 
 def say_on_stderr(message: str) -> None:
@@ -78,7 +80,7 @@ class StoreWait:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.home = Path(home)
-        self.path = self.home / WAIT_DIR / f"{os.getpid()}.json"
+        self.path = self.home / WAIT_DIR / f"{scratch.owner()}.json"
         self.cap_s = cap_s
         self.give_up_s = give_up_s
         self.say = say
@@ -136,7 +138,7 @@ class StoreWait:
                 return  # another call of this process said so already
             self._began = time.monotonic()
             since = datetime.now(UTC)
-            wait = Wait(since=since, reason=_reason(exc), pid=os.getpid())
+            wait = Wait(since=since, reason=_reason(exc), pid=os.getpid(), owner=scratch.owner())
             with contextlib.suppress(OSError):  # the status is for the dashboard only
                 write_atomically(self.path, wait.model_dump_json())
         self.say(self._waiting_line(wait))
@@ -190,25 +192,20 @@ def current_wait(home: Path | str, *, besides: int | None = None) -> Wait | None
     of one other than ``besides``."""
     waits = []
     for path in (Path(home) / WAIT_DIR).glob("[!.]*.json"):
-        if path.stem == str(besides):
-            continue
         try:
             wait = Wait.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue  # gone meanwhile, or not ours
-        if _alive(wait.pid):
+        if wait.pid != besides and wait.owner and not scratch.is_dead(wait.owner):
             waits.append(wait)
     return min(waits, key=lambda w: w.since, default=None)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+def remove_dead_waits(home: Path | str) -> None:
+    """Remove the status files of processes killed while they waited (a sweep's job)."""
+    for path in (Path(home) / WAIT_DIR).glob("[!.]*.json"):
+        if scratch.is_dead(path.stem):
+            path.unlink(missing_ok=True)
 
 
 def _reason(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from codeclab.store.artifacts import (
     experiment_of,
     journal_dir,
 )
+from codeclab.store.retry import remove_dead_waits
 
 log = logging.getLogger(__name__)
 SWEEPING = ".sweeping"  # a journal being swept (this process's own is renamed first)
@@ -64,6 +65,7 @@ def sweep(settings: Settings, store: Any, artifacts: ArtifactStore) -> Swept:
     swept.add(*_orphan_artifacts(journal_dir(settings.home), store, artifacts))
     swept.add(*scratch.remove_dead(scratch.root()))
     swept.add(*scratch.remove_dead(settings.cache_dir / "baselines", "."))
+    remove_dead_waits(settings.home)  # killed while waiting for a store: not waiting now
     if swept.count:
         log.warning("%s", swept.line())
     return swept
