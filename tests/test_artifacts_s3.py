@@ -213,10 +213,16 @@ def test_baseline_cache_is_shared_through_s3(endpoint, bucket, tmp_path, sample,
     assert [r.kbps for r in healed] == [r.kbps for r in first]
 
 
-def test_sweep_removes_unreferenced_experiment_objects_only(endpoint, bucket, home):
+def test_sweep_removes_unreferenced_experiment_objects_only(
+    endpoint, bucket, home, tmp_path, monkeypatch
+):
     """Between campaigns a process sweeps its own journal: the keys of an experiment no
     record references go, a stored experiment's and the programs (shared by content) stay."""
     import uuid
+
+    scratch_root = tmp_path / "tmp"  # private: what other tests' killed labs left is not ours
+    scratch_root.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch_root))
 
     from codeclab.config import load_settings
     from codeclab.store.artifacts import Journal, bitstream_key, journal_dir
