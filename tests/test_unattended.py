@@ -295,33 +295,31 @@ def jobs(settings: Settings, campaign_id: str, iterations: list[int]) -> dict[in
     return {i: ("evolve", proposal, i, campaign_id, 0.0, settings, [], None) for i in iterations}
 
 
-def test_an_experiment_saved_before_its_worker_died_is_not_run_or_saved_again(tmp_path):
+def run_one(tmp_path, task) -> tuple[ExperimentStore, dict, list[str]]:
+    """Iteration 1 of campaign c1 on a pool of one worker running ``task``: the store, the
+    records and what the lab said."""
     settings = Settings(home=tmp_path / "lab")
     settings.home.mkdir()
     store = ExperimentStore(settings.db_url, outbox_dir=settings.outbox_dir)
     store.add_campaign("c1", "evolve", 0, 1, {})
     said: list[str] = []
-    workers = Workers(1, task=save_then_die)
+    workers = Workers(1, task=task)
     try:
         records = workers.run(jobs(settings, "c1", [1]), store, said.append, lambda: None)
     finally:
         workers.close(abort=False)
+    return store, records, said
+
+
+def test_an_experiment_saved_before_its_worker_died_is_not_run_or_saved_again(tmp_path):
+    store, records, said = run_one(tmp_path, save_then_die)
     assert [r.iteration for r in store.list(campaign_id="c1")] == [1]
     assert records[1].experiment_id == store.list(campaign_id="c1")[0].experiment_id
     assert said == []  # nothing ran again
 
 
 def test_an_experiment_that_loses_its_worker_every_time_fails_with_the_reason(tmp_path):
-    settings = Settings(home=tmp_path / "lab")
-    settings.home.mkdir()
-    store = ExperimentStore(settings.db_url, outbox_dir=settings.outbox_dir)
-    store.add_campaign("c1", "evolve", 0, 1, {})
-    said: list[str] = []
-    workers = Workers(1, task=always_die)
-    try:
-        records = workers.run(jobs(settings, "c1", [1]), store, said.append, lambda: None)
-    finally:
-        workers.close(abort=False)
+    store, records, said = run_one(tmp_path, always_die)
     assert len(said) == 2 and "runs iteration 1 again" in said[0]  # after tries 1 and 2
     assert records[1].status == "failed" and records[1].phase == "execution"
     assert "pool worker was lost 3 times" in records[1].error
