@@ -9,7 +9,9 @@ figure a BD-rate (PSNR-Y) over the anchor's standard range (its span at CRF 22..
 
 With ``--test-set`` the campaign runs on that set (``natural``: 3 train, 3 holdout clips),
 baselines x264 and x265, with the evaluation cascade; the report gives the holdout figure
-per clip and averaged against both, experiments per hour and what the cascade stopped.
+per clip and averaged against both, experiments per hour and what the cascade stopped (after
+the screen, or after the full train set: no holdout encodes for a candidate that could not
+lead).
 Without it, on a small crop of the bundled sample (8 frames, the central 160x128) against
 x264, where holdout and train are the same clip. ``--minutes`` runs iterations (resuming the
 campaign) until the time is up. Every figure comes from the lab's own records.
@@ -194,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "failed": sum(r.status != "ok" for r in records),
         "cascade": {
             "stopped_after_screen": stages.get("screen", 0),
+            "stopped_after_train": stages.get("train", 0),
             "evaluated_in_full": stages.get("full", 0),
             "uncascaded": stages.get("uncascaded", 0),
         },

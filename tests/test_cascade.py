@@ -1,8 +1,10 @@
-"""The evaluation cascade: a screen on short cuts of the train clips, the full evaluation only
-for candidates within the margin of their parent; one record either way."""
+"""The evaluation cascade: a screen on short cuts of the train clips, the full train set only
+for candidates within the margin of their parent, the holdout only for those within the margin
+of the campaign's best train figure; one record whichever stage it ends at."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from codeclab.config import load_settings
 from codeclab.evaluate.testsets import HOLDOUT, TRAIN, TestSetPlan, default_plan
 from codeclab.media import load_clip, write_y4m
 from codeclab.record import Screen
-from codeclab.runner import Job
+from codeclab.runner import Job, RungMemo
 from codeclab.store.artifacts import LocalArtifactStore
 from codeclab.store.db import ExperimentStore
 from tests.conftest import crop
@@ -82,7 +84,70 @@ def test_cascade_runs_only_on_test_sets_with_a_holdout(job: Job) -> None:
     assert seed.train == {job.clips[0].sha256} and seed.parent_bd_rate is None
     parent = evaluate_cascaded(job, cascade(job, parent_bd_rate=-1000.0))
     assert cascade_for(settings, two, parent).parent_bd_rate == parent.screen.bd_rate
-    off = settings.model_copy(update={"cascade_frames": 0})
+    assert seed.holdout_margin == settings.holdout_margin and seed.best_train is None
+    assert cascade_for(settings, two, parent, best_train=3.0).best_train == 3.0
+    no_screen = settings.model_copy(update={"cascade_frames": 0})
+    assert cascade_for(no_screen, two, parent).frames == 0  # the holdout gate alone
+    off = no_screen.model_copy(update={"holdout_margin": None})
     assert cascade_for(off, two, parent) is None
     assert isinstance(parent.screen, Screen)
     assert cascade_for(settings, TestSetPlan("x", {}), None) is None
+
+
+def gated(job: Job, best_train: float | None) -> Cascade:
+    """No screen: the full train set, then the holdout within 1 point of ``best_train``."""
+    return Cascade(0, 5.0, frozenset({job.clips[0].sha256}), None, 1.0, best_train)
+
+
+def test_gate_compares_with_the_campaigns_best_train_figure() -> None:
+    rule = Cascade(0, 5.0, frozenset(), None, holdout_margin=1.0, best_train=-4.0)
+    assert rule.gate(-5.0).passed and rule.gate(-3.0).passed
+    late = rule.gate(-2.5)
+    assert not late.passed and late.best_bd_rate == -4.0 and late.bd_rate == -2.5
+    assert "-2.50% is beyond 1 points of the campaign's best -4.00%" in late.reason
+    assert not rule.gate(None).passed
+    assert Cascade(0, 5.0, frozenset(), None, 1.0, None).gate(None).passed  # nothing to beat yet
+    assert Cascade(0, 5.0, frozenset(), None, None, -4.0).gate(50.0).passed  # no gate
+
+
+def test_a_candidate_beyond_the_holdout_margin_stops_after_the_train_set(job: Job) -> None:
+    record = evaluate_cascaded(job, gated(job, best_train=-1000.0))
+    assert record.status == "ok" and record.stage == "train" and record.screen is None
+    assert [(c.name, c.frames, c.split) for c in record.clips] == [("train_cut", 4, TRAIN)]
+    assert record.gate.passed is False and record.gate.bd_rate is not None
+    assert record.bd_rate_train["x264"]["psnr_y"].value == record.gate.bd_rate
+    assert record.leaderboard_bd_rate("x264") is None  # no holdout figure: never ranks
+    assert job.store.get(record.experiment_id).gate == record.gate
+    assert [r.experiment_id for r in job.store.list()] == [record.experiment_id]
+    stored = {p for p in job.artifacts.root.rglob("*") if p.is_file() and "bitstreams" in p.parts}
+    assert stored == {Path(location) for location in record.artifacts.bitstreams}
+
+
+def test_the_holdout_stage_reuses_the_train_rungs(job: Job) -> None:
+    """A candidate within the margin is the same experiment extended to the holdout clips:
+    each train rung is encoded once, and the record is the one a plain evaluation gives."""
+    steps: list[str] = []
+    record = evaluate_cascaded(replace(job, on_step=steps.append), gated(job, best_train=1000.0))
+    assert record.status == "ok" and record.stage == "full" and record.gate.passed
+    assert [(c.name, c.split) for c in record.clips] == [
+        ("train_cut", TRAIN),
+        ("holdout_cut", HOLDOUT),
+    ]
+    encodes = [s for s in steps if s.startswith("encode: ")]
+    assert len(encodes) == len(set(encodes)) and "encode: holdout_cut q40" in encodes
+    assert record.leaderboard_bd_rate("x264").value is not None
+    assert [r.experiment_id for r in job.store.list()] == [record.experiment_id]
+    stored = {p for p in job.artifacts.root.rglob("*") if p.is_file() and "bitstreams" in p.parts}
+    assert stored == {Path(location) for location in record.artifacts.bitstreams}
+    plain = evaluate_cascaded(replace(job, on_step=steps.append), None)
+    assert [(r.clip, r.quality, r.bitstream_sha256, r.psnr_y) for r in record.results] == [
+        (r.clip, r.quality, r.bitstream_sha256, r.psnr_y) for r in plain.results
+    ]
+    assert record.bd_rate_holdout == plain.bd_rate_holdout
+
+
+def test_a_rung_memo_serves_one_program() -> None:
+    memo = RungMemo().bind("a" * 64)
+    assert memo.bind("a" * 64) is memo
+    with pytest.raises(ValueError, match="one program"):
+        memo.bind("b" * 64)

@@ -15,7 +15,7 @@ from tests.test_store import make_record
 
 pytest_plugins = ("tests.stores",)
 
-HEAD = "0003"  # the newest revision
+HEAD = "0004"  # the newest revision
 
 # columns and constraints the first release did not have (added by later versions)
 LATER_COLUMNS = {

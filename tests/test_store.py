@@ -17,6 +17,7 @@ from codeclab.record import (
     ClipInfo,
     ExperimentRecord,
     FrameMetrics,
+    HoldoutGate,
     PhaseRecord,
     Reasoning,
     RungResult,
@@ -109,6 +110,7 @@ def make_record(experiment_id: str = "0f1e2d3c-0000-4000-8000-000000000001") -> 
         screen=Screen(
             frames=4, bd_rate=-3.0, parent_bd_rate=-1.0, margin=5.0, passed=True, reason="within"
         ),
+        gate=HoldoutGate(bd_rate=-2.0, best_bd_rate=-1.5, margin=1.0, passed=True, reason="within"),
         target=Target(
             achieved=False,
             target_kbps=1000,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from codeclab.cascade import Cascade, cascade_for, evaluate_cascaded
 from codeclab.config import Settings
-from codeclab.design.evolve import EvolveDesigner, Proposal, program_sha256
+from codeclab.design.evolve import EvolveDesigner, Proposal, fitness, program_sha256
 from codeclab.design.llm import BudgetExhausted, DesignRejected
 from codeclab.evaluate import bdrate, rd, testsets
 from codeclab.executors import Executor
@@ -522,7 +522,9 @@ def _campaign(
 
     def cascade(proposal: Proposal) -> Cascade | None:
         parents = [r for r in result.experiments if r.program_sha256 == proposal.parent_sha256]
-        return cascade_for(settings, plan, parents[-1] if parents else None)
+        figures = [f for r in result.experiments if (f := fitness(r)) is not None]
+        best_train = min(figures, default=None)
+        return cascade_for(settings, plan, parents[-1] if parents else None, best_train)
 
     def job(proposal: Proposal, iteration: int, seconds: float) -> Job:
         return _job(

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         description="a screened candidate goes on within this many BD-rate points "
         "of its parent's screen figure",
     )
+    holdout_margin: float | None = Field(
+        1.0,
+        ge=0,
+        description="evaluation cascade: a candidate evaluated on the full train set goes on to "
+        "the holdout clips within this many BD-rate points of the campaign's best train figure "
+        "so far (None: every candidate does)",
+    )
     test_sets: dict[str, TestSet] = Field(default_factory=dict)
     test_set: str | None = Field(
         None,

@@ -118,6 +118,10 @@ class Target(BaseModel):
     per_clip: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+STOPPED_STAGES = ("screen", "train")
+"""Stages of the evaluation cascade that end before the holdout clips: such records never rank."""
+
+
 class Screen(BaseModel):
     """The evaluation cascade's first stage: the candidate on short cuts of the train clips,
     against its parent's figure there; only a candidate within the margin goes on to the
@@ -126,6 +130,18 @@ class Screen(BaseModel):
     frames: int
     bd_rate: float | None
     parent_bd_rate: float | None = None
+    margin: float
+    passed: bool
+    reason: str
+
+
+class HoldoutGate(BaseModel):
+    """The evaluation cascade's second gate: after the full train set, only a candidate within
+    the margin of the campaign's best train figure so far goes on to the holdout clips (the
+    leaderboard's), so holdout encodes go to candidates that could lead."""
+
+    bd_rate: float | None
+    best_bd_rate: float | None = None
     margin: float
     passed: bool
     reason: str
@@ -186,10 +202,12 @@ class ExperimentRecord(BaseModel):
     """All clips, over wherever the curves overlap: the second, labelled figure."""
     test_set: str | None = None
     holdout_is_train: bool = False
-    stage: Literal["screen", "full"] | None = None
-    """How far the evaluation cascade took it: stopped after the screen, or evaluated in
-    full; None when no cascade ran (only full evaluations ever rank)."""
+    stage: Literal["screen", "train", "full"] | None = None
+    """How far the evaluation cascade took it: stopped after the screen, stopped after the
+    full train set (no holdout figure), or evaluated in full; None when no cascade ran (only
+    full evaluations ever rank)."""
     screen: Screen | None = None
+    gate: HoldoutGate | None = None
     target: Target | None = None
     phases: list[PhaseRecord] = Field(default_factory=list)
     artifacts: Artifacts = Field(default_factory=Artifacts)
@@ -229,8 +247,8 @@ class ExperimentRecord(BaseModel):
 
     def leaderboard_bd_rate(self, encoder: str, metric: str = "psnr_y") -> BdRate | None:
         """BD-rate over the holdout clips, which designers never see scores of; None for a
-        candidate the cascade stopped after its screen (no full evaluation)."""
-        if self.stage == "screen":
+        candidate the cascade stopped before the holdout (no full evaluation)."""
+        if self.stage in STOPPED_STAGES:
             return None
         split = self.bd_rate_holdout if self.test_set is not None else self.bd_rate
         return split.get(encoder, {}).get(metric)

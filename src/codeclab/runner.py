@@ -42,6 +42,7 @@ from codeclab.record import (
     ClipInfo,
     ExperimentRecord,
     FrameMetrics,
+    HoldoutGate,
     PhaseRecord,
     Reasoning,
     RungResult,
@@ -101,8 +102,30 @@ class Job:
     executor: Executor = LOCAL  # where the rungs, scores and baselines run
     stage: str | None = None  # the evaluation cascade's stage this job is (record.stage)
     screen: Screen | None = None  # the cascade's first stage, when this job is the second
+    gate: HoldoutGate | None = None  # the cascade's holdout gate, when this job passed it
+    experiment_id: str | None = None  # default: a new one (a cascade's stages share one)
+    memo: RungMemo | None = None  # rungs an earlier stage of this experiment ran
     save: bool = True  # store the record (a cascade's screen decides later)
-    publish: bool = True  # publish by the settings' policy (a screen never publishes)
+    publish: bool = True  # publish by the settings' policy (a stage before the holdout never does)
+
+
+@dataclass
+class RungMemo:
+    """The rungs one candidate's experiment already ran, by clip content hash and quality:
+    the cascade's holdout stage extends its train stage and takes these instead of encoding,
+    decoding and scoring them again. Same program, same frames, same quality: the same
+    bitstream, so this is a cache of this experiment's own work, never another's."""
+
+    program_sha256: str | None = None
+    runs: dict[tuple[str, int], tuple[tasks.RungRun, float, Any]] = field(default_factory=dict)
+    results: dict[tuple[str, int], RungResult] = field(default_factory=dict)
+
+    def bind(self, program: str) -> RungMemo:
+        """This memo, for ``program``'s experiment; one memo never serves two programs."""
+        if self.program_sha256 not in (None, program):
+            raise ValueError("a rung memo serves one program's experiment only")
+        self.program_sha256 = program
+        return self
 
 
 class Experiment:
@@ -112,7 +135,7 @@ class Experiment:
         self.job = job
         self.launcher = job.launcher or bwrap.best_launcher()
         self.record = ExperimentRecord(
-            experiment_id=str(uuid.uuid4()),
+            experiment_id=job.experiment_id or str(uuid.uuid4()),
             campaign_id=job.campaign_id,
             iteration=job.iteration,
             status="ok",
@@ -141,7 +164,9 @@ class Experiment:
             phases=[PhaseRecord(name="design", status="ok", seconds=job.design_seconds)],
             stage=job.stage,
             screen=job.screen,
+            gate=job.gate,
         )
+        self.memo = job.memo.bind(self.record.program_sha256) if job.memo else RungMemo()
         self.executor = job.executor
         self.resources: Resources = CPU  # what each rung task asks for; set by validation
         self.decoded: dict[tuple[str, int], Any] = {}  # executor handles of decoded frames
@@ -253,7 +278,14 @@ class Experiment:
     def _run_rungs(self, rungs: list[tuple[Clip, int]]) -> None:
         """Encode every rung at once on the executor, then decode them; the first failure, in
         rung order, ends the experiment. No decoder of this experiment starts while one of its
-        encoders runs (one could hand a decoder the source frames through the machine)."""
+        encoders runs (one could hand a decoder the source frames through the machine). Rungs
+        an earlier stage of this experiment ran are taken from its memo."""
+        for clip, quality in rungs:
+            if (clip.sha256, quality) in self.memo.runs:
+                self._keep(clip, quality, *self.memo.runs[(clip.sha256, quality)])
+        rungs = [(c, q) for c, q in rungs if (c.sha256, q) not in self.memo.runs]
+        if not rungs:
+            return
         source, launcher = self.job.source, self.job.launcher
         labels = [f"{clip.name} quality {q}" for clip, q in rungs]
         frames = {id(clip): self._frames(clip) for clip, _ in rungs}
@@ -320,6 +352,7 @@ class Experiment:
     def _keep(
         self, clip: Clip, quality: int, run: tasks.RungRun, decode_s: float, decoded: Any
     ) -> None:
+        self.memo.runs[(clip.sha256, quality)] = (run, decode_s, decoded)
         bitstream = run.bitstream
         key = bitstream_key(self.record.experiment_id, clip.name, quality)
         self.record.artifacts.bitstreams.append(self.job.artifacts.put_bytes(key, bitstream))
@@ -348,38 +381,39 @@ class Experiment:
         self._score_new()
 
     def _score_new(self) -> None:
-        """Check and score the decodes not scored yet, in the order they were measured."""
+        """Check and score the decodes not scored yet, in the order they were measured (those
+        an earlier stage of this experiment scored are taken from its memo)."""
         measured = self.measured[len(self.record.results) :]
+        fresh = [m for m in measured if _rung_of(m) not in self.memo.results]
         frames = {clip.sha256: self._frames(clip) for clip in self.job.clips}
         calls = [
             (
                 frames[m["clip_sha256"]],
-                self.decoded[(m["clip_sha256"], m["quality"])],
+                self.decoded[_rung_of(m)],
                 self.job.settings.vmaf,
             )
-            for m in measured
+            for m in fresh
         ]
-        labels = [f"{m['clip']} quality {m['quality']}" for m in measured]
+        labels = [f"{m['clip']} quality {m['quality']}" for m in fresh]
         with self.executor.map(
             tasks.score_rung,
             calls,
             on_next=lambda i: self.job.on_step(
-                f"verification: {measured[i]['clip']} q{measured[i]['quality']}"
+                f"verification: {fresh[i]['clip']} q{fresh[i]['quality']}"
             ),
         ) as results:
-            for m, (label, scored) in zip(measured, self._labelled(results, labels), strict=True):
+            for m, (label, scored) in zip(fresh, self._labelled(results, labels), strict=True):
                 if scored.error:
                     raise PhaseFailed("failed", f"{label}: {scored.error}")
                 scores = scored.scores
-                self.record.results.append(
-                    RungResult(
-                        **m,
-                        **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
-                        vmaf_reason=scores.vmaf_reason,
-                        decoded_sha256=scored.decoded_sha256,
-                        per_frame=[FrameMetrics(**vars(f)) for f in scores.per_frame],
-                    )
+                self.memo.results[_rung_of(m)] = RungResult(
+                    **m,
+                    **{name: getattr(scores, name) for name in FrameMetrics.model_fields},
+                    vmaf_reason=scores.vmaf_reason,
+                    decoded_sha256=scored.decoded_sha256,
+                    per_frame=[FrameMetrics(**vars(f)) for f in scores.per_frame],
                 )
+        self.record.results += [self.memo.results[_rung_of(m)] for m in measured]
 
     def analyse(self) -> None:
         """Baselines per clip; the candidate's ladder extended to span their standard range;
@@ -557,7 +591,7 @@ class Experiment:
                 self.job.settings.publish, self.record, self._earlier_experiments()
             )
         else:
-            published, reason = False, "a screen of the evaluation cascade is never published"
+            published, reason = False, "a stage of the evaluation cascade is never published"
         self.record.phases.append(
             PhaseRecord(
                 name="publish-policy",
@@ -628,6 +662,11 @@ class Experiment:
             problems = [f"{label}: {p}" for label, p in self._labelled(checked, labels) if p]
         if problems:
             raise PhaseFailed("failed", f"published decoder does not reproduce: {problems[0]}")
+
+
+def _rung_of(measured: dict) -> tuple[str, int]:
+    """A measured rung's key: its clip's content hash and its quality."""
+    return measured["clip_sha256"], measured["quality"]
 
 
 def _strong_isolation_missing(given: isolate.Launcher | None) -> str:

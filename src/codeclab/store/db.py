@@ -66,6 +66,7 @@ from codeclab.record import (
     BdRate,
     ClipInfo,
     ExperimentRecord,
+    HoldoutGate,
     PhaseRecord,
     Reasoning,
     RungResult,
@@ -178,6 +179,7 @@ class Experiment(Base):
     holdout_is_train: Mapped[bool | None] = mapped_column(Boolean)
     stage: Mapped[str | None] = mapped_column(String(16))
     screen: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     target: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     artifacts: Mapped[dict[str, Any]] = mapped_column(JSON)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -632,6 +634,7 @@ class ExperimentStore:
             holdout_is_train=r.holdout_is_train,
             stage=r.stage,
             screen=r.screen.model_dump() if r.screen else None,
+            gate=r.gate.model_dump() if r.gate else None,
             target=r.target.model_dump() if r.target else None,
             artifacts=r.artifacts.model_dump(),
             versions=r.versions,
@@ -954,6 +957,7 @@ class ExperimentStore:
             holdout_is_train=bool(row.holdout_is_train),
             stage=row.stage,
             screen=Screen(**row.screen) if row.screen else None,
+            gate=HoldoutGate(**row.gate) if row.gate else None,
             target=Target(**row.target) if row.target else None,
             phases=[
                 PhaseRecord(name=p.name, status=p.status, seconds=p.seconds, error=p.error)

@@ -9,6 +9,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   const colours = {
     "ok, evaluated in full": "#0a7a3b",
     "ok, stopped at the screen": "#e8a33d",
+    "ok, stopped after the train set": "#b8860b",
     ok: "#5b8def",
     failed: "#b42318",
     rejected: "#7a2e8e",
@@ -17,6 +18,7 @@ window.addEventListener("DOMContentLoaded", async () => {
     if (p.status !== "ok") return p.status;
     if (p.stage === "full") return "ok, evaluated in full";
     if (p.stage === "screen") return "ok, stopped at the screen";
+    if (p.stage === "train") return "ok, stopped after the train set";
     return "ok";
   };
   const short = (id) => (id.length > 12 ? id.slice(0, 8) : id);
