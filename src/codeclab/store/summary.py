@@ -116,7 +116,8 @@ class ProgressPoint(BaseModel):
     )
     leaderboard_anchor: str | None = None
     stage: str | None = Field(
-        None, description="how far the cascade took it: 'screen', 'train', 'full', None (no cascade)"
+        None,
+        description="how far the cascade took it: 'screen', 'train', 'full', None (no cascade)",
     )
 
 
