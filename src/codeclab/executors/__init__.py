@@ -2,13 +2,13 @@
 
 The runner keeps the phases, the honesty checks and the record; an executor only runs the
 functions of :mod:`codeclab.executors.tasks` (the smoke run, one rung's encode and two
-decodes, one rung's scores, one baseline curve, one published-decoder check, the
-reconstructed video) and hands back their results in the order they were asked for. The
+decodes, the second by the published decoder file, one rung's scores, one baseline curve,
+the reconstructed video) and hands back their results in the order they were asked for. The
 designer, the experiment store and the artifact store stay with the driver: a task returns
 plain data and writes nothing the driver has to trust.
 
-- ``local`` (the default): each task runs in the calling process, one after another, as the
-  lab always ran them.
+- ``local`` (the default): each task runs in the calling process, one after another, or
+  in threads where the caller asks (the runner's rungs, each a sandboxed process).
 - ``ray``: each task is a Ray task with a resource request (one CPU per rung; a GPU for a
   program that imports a GPU library, where the cluster has one), retried on another worker
   when its worker dies; a clip's frames go to the object store once per content hash.

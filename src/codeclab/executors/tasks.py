@@ -8,6 +8,7 @@ the same whether the task ran here or on a Ray worker; only a lab bug or a dead 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import shutil
@@ -77,27 +78,50 @@ def encode_rung(
 
 
 def decode_rung(
-    source: str, bitstream: bytes, limits: isolate.Limits, launcher: isolate.Launcher | None
+    source: str,
+    decoder: str,
+    bitstream: bytes,
+    limits: isolate.Limits,
+    launcher: isolate.Launcher | None,
 ) -> tuple[RungRun, list[Frame]]:
-    """Decode twice in two fresh sandboxes; the two decodes must be identical.
+    """Decode twice in two fresh sandboxes: the program as the lab runs it, then ``decoder``,
+    the published decoder file (the same program text, loaded after checking its sha256).
+    The two decodes must be identical.
 
-    Returns the decoded frames beside the result, so an executor can keep them where they
-    were made. The runner starts no decode of an experiment before all its encodes ended, so
-    no encoder of the experiment is alive to pass a decoder the source frames.
+    One check does two jobs: the decoder is deterministic across fresh processes, and the
+    file the lab publishes reproduces, bit for bit, the pictures the lab scores (so no third
+    decode at publish). Returns the first decode's frames beside the result, so an executor
+    can keep them where they were made. The runner starts no decode of an experiment before
+    all its encodes ended, so no encoder of the experiment is alive to pass a decoder the
+    source frames.
     """
     launcher = launcher or bwrap.best_launcher()
+    failed = functools.partial(RungRun, isolation=launcher.isolation)
     try:
         decoded = isolate.run_decode(source, bitstream, limits, launcher)
-        again = isolate.run_decode(source, bitstream, limits, launcher)
     except isolate.SandboxError as exc:
-        return RungRun(error=str(exc), isolation=launcher.isolation), []
+        return failed(error=str(exc)), []
+    try:
+        again = isolate.run_decode(decoder, bitstream, limits, launcher, style="native")
+    except isolate.SandboxError as exc:
+        return failed(error=f"{NOT_REPRODUCED}: the published decoder failed: {exc}"), []
+    if decoded.frames and not again.frames:
+        # a program can tell the decoder file from the lab's sandbox (its call stack is one
+        # frame deeper) and decode nothing there
+        reason = "the published decoder returned no frames, where the lab decoded pictures"
+        return failed(error=f"{NOT_REPRODUCED}: {reason}"), []
     difference = first_difference(decoded.frames, again.frames)
     if difference:
         reason = (
-            "decoder is not deterministic: two decodes of the same bitstream differ " + difference
+            "decoder is not deterministic: two decodes of the same bitstream differ "
+            f"{difference} (the second by the published decoder file: the program decodes "
+            "differently each time, or the file does not reproduce it)"
         )
-        return RungRun(error=reason, isolation=launcher.isolation), []
+        return failed(error=reason), []
     return RungRun(None, launcher.isolation, seconds=decoded.seconds), decoded.frames
+
+
+NOT_REPRODUCED = "published decoder does not reproduce"
 
 
 @dataclass(frozen=True)
@@ -157,19 +181,6 @@ def baseline_curve(
         except RuntimeError:  # an encoder's fork failed, perhaps writing its bitstream
             scratch.check_room(cache_dir)
             raise
-
-
-def check_published_decoder(
-    decoder: str, bitstream: bytes, decoded_sha256: str, limits: isolate.Limits
-) -> str | None:
-    """Why the decoder file, alone in the sandbox, does not reproduce the lab's decode."""
-    from codeclab.store.publish import DecoderMismatch, check_decoder
-
-    try:
-        check_decoder(decoder, bitstream, decoded_sha256, limits)
-    except DecoderMismatch as exc:
-        return str(exc)
-    return None
 
 
 def render_mp4(frames: list[Frame], fps: float) -> bytes:

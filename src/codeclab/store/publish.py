@@ -18,7 +18,6 @@ from importlib import resources
 
 from codeclab.contract import detect_style
 from codeclab.frames import Frame
-from codeclab.media import frames_sha256
 from codeclab.record import ExperimentRecord
 from codeclab.sandbox import isolate
 from codeclab.sandbox.bwrap import best_launcher
@@ -123,24 +122,6 @@ def decode_published(decoder_text: str, bitstream: bytes, limits: Limits) -> lis
         return isolate.run_decode(decoder_text, bitstream, limits, best_launcher(), "native").frames
     except isolate.SandboxError as exc:
         raise DecoderMismatch(f"the published decoder failed: {exc}") from None
-
-
-def check_decoder(decoder_text: str, bitstream: bytes, decoded_sha256: str, limits: Limits) -> None:
-    """Raise :class:`DecoderMismatch` unless the decoder file reproduces ``decoded_sha256``.
-
-    A program can tell the decoder file from the lab's sandbox (the call stack is one frame
-    deeper) and decode nothing there: that is a mismatch with its reason, like any other."""
-    frames = decode_published(decoder_text, bitstream, limits)
-    if not frames:
-        raise DecoderMismatch(
-            "the published decoder returned no frames, where the lab decoded pictures"
-        )
-    digest = frames_sha256(frames)
-    if digest != decoded_sha256:
-        raise DecoderMismatch(
-            f"the published decoder's pictures (sha256 {digest[:12]}…) differ from the lab's "
-            f"decode (sha256 {decoded_sha256[:12]}…)"
-        )
 
 
 # ---- publish policy ---------------------------------------------------------------------------
