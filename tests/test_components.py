@@ -454,7 +454,7 @@ def _raster_intra_plane(scope: dict, src, shape, b, steps, cfg):
             corner = rec[y0 - 1, x0 - 1] if by and bx else None
             preds = one_block(scope["intra_predictors"], top, left, corner, b, cfg)
             blk = src[y0 : y0 + b, x0 : x0 + b]
-            modes[i] = scope["intra_choice"](blk[None], preds[None], m, zz, steps, cfg)[0]
+            modes[i] = scope["intra_choice"](blk[None], preds[None], m, zz, steps, cfg)[0][0]
             coef = (m @ (blk - preds[modes[i]]) @ m.T).reshape(-1)[zz]
             levels[i] = scope["quantise"](coef[None], steps, True, cfg)[0]
             res = m.T @ scope["dequantise"](levels[i], steps)[np.argsort(zz)].reshape(b, b) @ m
@@ -498,18 +498,24 @@ def test_intra_rd_choice_trades_a_larger_residual_for_fewer_bits(luma):
     m, zz = scope["transform_matrix"](b), scope["zigzag"](b)
     steps = scope["quant_steps"](b, cfg["STEP_Y"], cfg)
     choose = scope["intra_choice"]
-    satd = choose(blk, preds, m, zz, steps, {**cfg, "INTRA_LAMBDA": 0.0})
+    satd, satd_levels = choose(blk, preds, m, zz, steps, {**cfg, "INTRA_LAMBDA": 0.0})
     coef = m @ (blk[:, None] - preds) @ m.T
     assert np.array_equal(satd, np.argmin(np.abs(coef).sum(axis=(2, 3)), axis=1))
-    rd = choose(blk, preds, m, zz, steps, {**cfg, "INTRA_LAMBDA": 0.1})
+    rd, rd_levels = choose(blk, preds, m, zz, steps, {**cfg, "INTRA_LAMBDA": 0.1})
     lam = 0.1 * float(steps[0]) ** 2
 
-    def cost(mode):
+    def levels(mode):
         c = coef[np.arange(len(at)), mode].reshape(len(at), -1)[:, zz]
-        lv = scope["quantise"](c, steps, True, cfg)
+        return c, scope["quantise"](c, steps, True, cfg)
+
+    def cost(mode):
+        c, lv = levels(mode)
         dist = ((c - scope["dequantise"](lv, steps)) ** 2).sum(axis=1)
         return dist + lam * scope["level_rate"](lv)
 
+    # the levels come with the choice: those of each block's chosen mode, as coded
+    assert np.array_equal(satd_levels, levels(satd)[1])
+    assert np.array_equal(rd_levels, levels(rd)[1])
     assert np.all(cost(rd) <= cost(satd) + 1e-9)
     assert (rd != satd).mean() > 0.1 and cost(rd).sum() < 0.99 * cost(satd).sum()
 

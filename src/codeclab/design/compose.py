@@ -145,14 +145,11 @@ def bilinear_at(p, ry, rx, b, s):
     near = windows(p[3:-2, 3:-2], b + 1)[ry // s, rx // s]  # one gather for all four
     fy, fx = (ry % s)[:, None, None], (rx % s)[:, None, None]
 
-    def at(dy, dx):
-        return near[:, dy : dy + b, dx : dx + b]
+    def at(dy, dx, wy, wx):  # an integer p (8-bit samples) sums exactly in its own type
+        return (wy * wx).astype(near.dtype) * near[:, dy : dy + b, dx : dx + b]
 
     return (
-        (s - fx) * (s - fy) * at(0, 0)
-        + fx * (s - fy) * at(0, 1)
-        + (s - fx) * fy * at(1, 0)
-        + fx * fy * at(1, 1)
+        at(0, 0, s - fy, s - fx) + at(0, 1, s - fy, fx) + at(1, 0, fy, s - fx) + at(1, 1, fy, fx)
     ) / (s * s)
 
 
@@ -215,7 +212,8 @@ def motion_compensate(ref, mv, b, s, luma=True):
     if luma:
         pred = mc_up(upsampled(ref, s, pad), s, pad, ys, xs, mv.reshape(-1, 2), b)
     else:
-        p = np.pad(np.asarray(ref, np.float64), pad + 3, mode="edge")
+        ref = np.asarray(ref)
+        p = np.pad(ref.astype(np.int32 if ref.dtype == np.uint8 else np.float64), pad + 3, "edge")
         v = mv.reshape(-1, 2)
         pred = bilinear_at(p, (ys + pad) * s + v[:, 0], (xs + pad) * s + v[:, 1], b, s)
     return from_blocks(pred.reshape(nby, nbx, b, b)).astype(np.float64, copy=False)
@@ -300,6 +298,16 @@ def per_tile(pixels, t):
     return pixels.reshape(h // t, t, w // t, t).sum(axis=(1, 3))
 
 
+def tile_rate(rate, nbx, b, t):
+    """Sums over t x t pixel tiles of per-block estimates ``rate`` (b x b blocks, rows of
+    ``nbx``); a block larger than a tile shares its bits equally among the tiles it covers."""
+    grid = rate.reshape(-1, nbx)
+    if t >= b:
+        return per_tile(grid, t // b)
+    k = b // t
+    return np.kron(grid, np.ones((k, k))) / (k * k)
+
+
 def transform_plane(plane, m, b, zz):
     n = b * b
     blocks = to_blocks(plane, b)
@@ -374,8 +382,7 @@ def prediction_costs(src, preds, cfg, step_ratio, residual=True, recs=None):
             coef = estimate_transform(blocks, m).reshape(-1, b * b)[:, zz]
             lv = quantise(coef, steps, False, cfg)
             rec = pred + inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
-            rate = np.kron(level_rate(lv).reshape(-1, nbx), np.ones((b, b))) / (b * b)
-            bits += per_tile(rate, mbk)
+            bits += tile_rate(level_rate(lv), nbx, b, mbk)
         dist += per_tile((src[k] - rec) ** 2, mbk)
         if recs is not None:
             recs.append(rec)
@@ -446,8 +453,8 @@ def geometry(cfg, h, w):
 def intra_plane(src, levels, modes, shape, b, steps, cfg, rec=None, mask=None, stats=None):
     """Predict each block from reconstructed neighbours, choose the mode (encoder:
     :func:`intra_choice`), transform-code the residual; returns levels, modes,
-    reconstruction. A block needs only the blocks above and to its left, so the blocks of
-    each anti-diagonal are coded as one batch. In an inter picture only the blocks of
+    reconstruction. A block needs only the blocks above and to its left, so the blocks are
+    coded in the batches of :func:`intra_batches`. In an inter picture only the blocks of
     ``mask`` are intra, and ``rec`` holds the others' reconstruction to predict from.
     ``stats`` (encoder): :func:`mode_stats` of this plane kind; the choice then pays each
     mode's bits in the context :func:`code_modes` will code it in, and counts it."""
@@ -462,51 +469,82 @@ def intra_plane(src, levels, modes, shape, b, steps, cfg, rec=None, mask=None, s
     rec = np.zeros(shape) if rec is None else np.asarray(rec, np.float64).copy()
     grid = rec.reshape(nby, b, nbx, b)  # grid[by, :, bx, :] is block (by, bx) of rec
     todo = np.ones((nby, nbx), bool) if mask is None else mask.reshape(nby, nbx)
-    for d in range(nby + nbx - 1):
-        bys = np.arange(max(0, d - nbx + 1), min(d, nby - 1) + 1)
-        bys = bys[todo[bys, d - bys]]
-        if not bys.size:
-            continue
-        bxs = d - bys
+    if not encoding:  # every residual is known: transform them all at once
+        some = levels.any(axis=1)
+        residuals = np.zeros((nby * nbx, b, b))
+        residuals[some] = m.T @ dequantise(levels[some], steps)[:, unzz].reshape(-1, b, b) @ m
+    for bys, bxs in intra_batches(todo, encoding):
         preds = intra_neighbours(rec, bys, bxs, b, cfg)
         idx, n = bys * nbx + bxs, len(bys)
         if encoding:
             blk = blocks[bys, bxs]
-            if stats is None:
-                modes[idx] = intra_choice(blk, preds, m, zz, steps, cfg)
-            else:
+            bits = 0.0
+            if stats is not None:
                 ctx = mode_contexts(modes.reshape(nby, nbx), todo, bys, bxs, preds.shape[1])
                 bits = np.log2(stats.sum(axis=1)[ctx, None] / stats[ctx])
-                modes[idx] = intra_choice(blk, preds, m, zz, steps, cfg, bits)
+            modes[idx], levels[idx] = intra_choice(blk, preds, m, zz, steps, cfg, bits)
+            if stats is not None:
                 np.add.at(stats, (ctx, modes[idx]), 1.0)
         mode = modes[idx]
         if mode.min() < 0 or mode.max() >= preds.shape[1]:
             raise ValueError("bad intra mode")
         chosen = preds[np.arange(n), mode]
         if encoding:
-            coef = (m @ (blk - chosen) @ m.T).reshape(n, -1)[:, zz]
-            levels[idx] = quantise(coef, steps, True, cfg)
-        res = m.T @ dequantise(levels[idx], steps)[:, unzz].reshape(n, b, b) @ m
+            res = m.T @ dequantise(levels[idx], steps)[:, unzz].reshape(n, b, b) @ m
+        else:
+            res = residuals[idx]
         grid[bys, :, bxs, :] = np.clip(np.floor(chosen + res + 0.5), 0, 255)
     return levels, modes, rec.astype(np.uint8)
 
 
 def intra_choice(blk, preds, m, zz, steps, cfg, mode_bits=0.0):
-    """Encoder: each block's intra mode among ``preds`` (blocks, modes, b, b). With the intra
-    slot's INTRA_LAMBDA, the least SSD + INTRA_LAMBDA * step^2 * estimated bits of the
-    quantised residual and of the mode itself (``mode_bits``, (blocks, modes)) (H.264's RD
-    mode decision: a mode whose residual quantises to a few levels, or that the neighbours
-    make likely, wins over one with a smaller but costlier residual); without, the least
-    transformed residual magnitude (SATD)."""
+    """Encoder: each block's intra mode among ``preds`` (blocks, modes, b, b) and its
+    levels. With the intra slot's INTRA_LAMBDA, the least SSD + INTRA_LAMBDA * step^2 *
+    estimated bits of the quantised residual and of the mode itself (``mode_bits``,
+    (blocks, modes)) (H.264's RD mode decision: a mode whose residual quantises to a few
+    levels, or that the neighbours make likely, wins over one with a smaller but costlier
+    residual); without, the least transformed residual magnitude (SATD)."""
     coef = m @ (blk[:, None] - preds) @ m.T
     lam = float(cfg.get("INTRA_LAMBDA", 0.0)) * float(steps[0]) ** 2
-    if lam <= 0:
-        return np.argmin(np.abs(coef).sum(axis=(2, 3)), axis=1)
     n, k = coef.shape[:2]
+    if lam <= 0:
+        best = np.argmin(np.abs(coef).sum(axis=(2, 3)), axis=1)
+        flat = coef[np.arange(n), best].reshape(n, -1)[:, zz]
+        return best, quantise(flat, steps, True, cfg)
     flat = coef.reshape(n * k, -1)[:, zz]
     lv = quantise(flat, steps, True, cfg)
     cost = ((flat - dequantise(lv, steps)) ** 2).sum(axis=1) + lam * level_rate(lv)
-    return np.argmin(cost.reshape(n, k) + lam * mode_bits, axis=1)
+    best = np.argmin(cost.reshape(n, k) + lam * mode_bits, axis=1)
+    return best, lv.reshape(n, k, -1)[np.arange(n), best]
+
+
+def intra_batches(todo, encoding):
+    """The blocks of ``todo`` (a grid) in batches (rows, columns) that need only blocks of
+    earlier batches or outside ``todo``: a block's prediction reads the blocks above, left
+    and above-left of it. The encoder takes the anti-diagonals of the wavefront (it counts
+    the modes it chose after each, and its choices follow those counts). The decoder takes
+    each block one batch after the latest of those neighbours: in an intra picture that is
+    the anti-diagonals again, but an isolated intra macroblock of an inter picture takes
+    three batches, not a wavefront's hundreds."""
+    nby, nbx = todo.shape
+    diagonals = []
+    for d in range(nby + nbx - 1):
+        bys = np.arange(max(0, d - nbx + 1), min(d, nby - 1) + 1)
+        bys = bys[todo[bys, d - bys]]
+        if bys.size:
+            diagonals.append((bys, d - bys))
+    if encoding:
+        yield from diagonals
+        return
+    level = np.full((nby + 1, nbx + 1), -1, np.int64)  # row and column -1 stay outside
+    for bys, bxs in diagonals:  # the neighbours lie on earlier anti-diagonals
+        near = np.maximum(level[bys - 1, bxs], level[bys, bxs - 1])
+        level[bys, bxs] = np.maximum(near, level[bys - 1, bxs - 1]) + 1
+    flat = level[:nby, :nbx].ravel()
+    order = np.argsort(flat, kind="stable")  # by batch, in raster order within one
+    cuts = np.cumsum(np.bincount(flat[flat >= 0]))
+    for chunk in np.split(order[len(flat) - cuts[-1] :], cuts[:-1]) if cuts.size else []:
+        yield np.divmod(chunk, nbx)
 
 
 def mode_contexts(grid, todo, bys, bxs, n):
@@ -615,20 +653,24 @@ def intra_blocks(cfg, coder, k, src, rec, intra, step):
 
 def intra_neighbours(rec, bys, bxs, b, cfg):
     """The intra slot's candidate predictions (blocks, modes, b, b) of blocks (bys, bxs)
-    from ``rec``, in batches of blocks that have the same neighbours available."""
+    from ``rec``, in batches of blocks that have the same neighbours available (kind: 2 with
+    a block above, + 1 with one to the left; most batches are all of kind 3)."""
+    grid = rec.reshape(rec.shape[0] // b, b, rec.shape[1] // b, b)
+    kind = (bys > 0) * 2 + (bxs > 0)
+    count = np.bincount(kind, minlength=4)
     preds = None
-    i = np.arange(b)
-    for has_top, has_left in ((False, False), (False, True), (True, False), (True, True)):
-        sel = ((bys > 0) == has_top) & ((bxs > 0) == has_left)
-        if sel.any():
-            y0, x0 = bys[sel] * b, bxs[sel] * b
-            top = rec[(y0 - 1)[:, None], x0[:, None] + i] if has_top else None
-            left = rec[y0[:, None] + i, (x0 - 1)[:, None]] if has_left else None
-            corner = rec[y0 - 1, x0 - 1] if has_top and has_left else None
-            p = intra_predictors(top, left, corner, b, cfg)
-            if preds is None:
-                preds = np.empty((len(bys),) + p.shape[1:])
-            preds[sel] = p
+    for k in np.flatnonzero(count):
+        sel = slice(None) if count[k] == len(bys) else kind == k
+        ys, xs = bys[sel], bxs[sel]
+        top = grid[ys - 1, b - 1, xs] if k >= 2 else None
+        left = grid[ys, :, xs - 1, b - 1] if k % 2 else None
+        corner = grid[ys - 1, b - 1, xs - 1, b - 1] if k == 3 else None
+        p = intra_predictors(top, left, corner, b, cfg)
+        if count[k] == len(bys):
+            return p
+        if preds is None:
+            preds = np.empty((len(bys),) + p.shape[1:])
+        preds[sel] = p
     return preds
 
 
@@ -669,14 +711,13 @@ def code_vectors(cfg, coder, src, ref):
     shape = (cfg["SHAPES"][0][0] // mb, cfg["SHAPES"][0][1] // mb)
     mv = skip = split = half = intra = None
     if src is not None:
-        refs = [r.astype(np.float64) for r in ref]
         mv = search_vectors(cfg, src, ref)
         skip = np.zeros(shape, bool)
         if cfg["SKIP"]:
-            skip = mode_decide(src, refs, mv, cfg)
+            skip = mode_decide(src, ref, mv, cfg)
         if cfg.get("SPLIT"):
             half = search_vectors(cfg, src, ref, mb // 2)
-            split, skip, intra = split_decide(src, refs, mv, half, skip, cfg)
+            split, skip, intra = split_decide(src, ref, mv, half, skip, cfg)
     if cfg["SKIP"]:
         skip = code_rows(coder, "skip", None if skip is None else skip.astype(np.int64), shape, 2)
     else:
@@ -752,9 +793,8 @@ def small_transform_choice(cfg, res, coded, step):
         coef, nbx = transform_plane(res, m, b, zz)
         lv = quantise(coef, steps, False, cfg)
         rec = inverse_plane(dequantise(lv, steps), m, b, np.argsort(zz), res.shape)
-        rate = np.kron(level_rate(lv).reshape(-1, nbx), np.ones((b, b))) / (b * b)
         lam = float(cfg["TX_LAMBDA"]) * step * step
-        cost.append(per_tile((res - rec) ** 2 + lam * rate, mb))
+        cost.append(per_tile((res - rec) ** 2, mb) + lam * tile_rate(level_rate(lv), nbx, b, mb))
     return coded & (cost[1] < cost[0])
 
 
@@ -874,9 +914,14 @@ def bipred_refs(past, future, fields, cfg):
 
 
 def bipred_mix(pairs, mode, cfg):
-    """Per macroblock of ``mode`` the forward, backward or averaged plane of ``pairs``."""
+    """Per macroblock of ``mode`` the forward, backward or averaged plane of ``pairs`` (one
+    of them, unmixed, where every macroblock has the same mode: never write to it)."""
     planes = []
+    one = int(mode.flat[0]) if (mode == mode.flat[0]).all() else None
     for k, (fwd, bwd) in enumerate(pairs):
+        if one is not None:
+            planes.append(fwd if one == 0 else bwd if one == 1 else (fwd + bwd) / 2)
+            continue
         mbk = int(cfg["MB_SIZE"]) // (1 if k == 0 else 2)
         sel = np.kron(mode, np.ones((mbk, mbk), np.int64))
         planes.append(np.where(sel == 0, fwd, np.where(sel == 1, bwd, (fwd + bwd) / 2)))

@@ -259,13 +259,14 @@ LR_BANDS = np.array([1, 3, 6, 10, 21, 36])
 LR_ECLS = np.array([2.5, 8.5, 24.5])
 
 
+EOB_POWERS = 1 << np.arange(30)
+
+
 def eob_class(e):
-    """0, 1, 2, 3-4, 5-8, 9-16, ...: 0 for 0, else 1 + ceil(log2(e))."""
+    """0, 1, 2, 3-4, 5-8, 9-16, ...: 0 for 0, else 1 + ceil(log2(e)) (1 + how many powers
+    of two lie below e)."""
     e = np.asarray(e, np.int64)
-    c = np.zeros(e.shape, np.int64)
-    for t in range(30):
-        c += e > (1 << t)
-    return np.where(e == 0, 0, c + 1)
+    return np.where(e == 0, 0, np.searchsorted(EOB_POWERS, e) + 1)
 '''
     + "\n\n"
     + _RANGE_CODER

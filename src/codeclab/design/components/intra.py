@@ -8,7 +8,7 @@ FOUR = '''
 def four_predictors(top, left, corner, b):
     """The neighbours of a batch of blocks with missing ones replaced by the other side (or
     128), so every mode exists everywhere and the mode index alone tells the decoder what to
-    do, and the DC, vertical, horizontal and planar predictions (each (n, b, b)) from them."""
+    do, and the DC, vertical, horizontal and planar predictions (n, 4, b, b) from them."""
     if top is None and left is None:
         top = left = np.full((1, b), 128.0)
         corner = np.full(1, 128.0)
@@ -17,19 +17,19 @@ def four_predictors(top, left, corner, b):
     elif left is None:
         left, corner = np.repeat(top[:, :1], b, axis=1), top[:, 0]
     top, left = np.asarray(top, np.float64), np.asarray(left, np.float64)
-    n = len(top)
-    dc = np.broadcast_to(((top.mean(axis=1) + left.mean(axis=1)) / 2.0)[:, None, None], (n, b, b))
-    vert = np.broadcast_to(top[:, None, :], (n, b, b))
-    horiz = np.broadcast_to(left[:, :, None], (n, b, b))
+    out = np.empty((len(top), 4, b, b))  # written in place: a batch is a few dozen blocks
+    out[:, 0] = ((top.sum(axis=1) / b + left.sum(axis=1) / b) / 2.0)[:, None, None]
+    out[:, 1] = top[:, None, :]
+    out[:, 2] = left[:, :, None]
     i = np.arange(1, b + 1)[:, None]
     j = np.arange(1, b + 1)[None, :]
-    planar = (
+    out[:, 3] = (
         (b - j) * left[:, :, None]
         + j * top[:, -1, None, None]
         + (b - i) * top[:, None, :]
         + i * left[:, -1, None, None]
     ) / (2.0 * b)
-    return top, left, np.asarray(corner, np.float64), [dc, vert, horiz, planar]
+    return top, left, np.asarray(corner, np.float64), out
 '''
 
 DC = component(
@@ -67,7 +67,7 @@ def intra_config():
 def intra_predictors(top, left, corner, b, cfg):
     """Candidates (DC, vertical, horizontal, planar)[:INTRA_MODES] from the neighbours."""
     count = int(cfg.get("INTRA_MODES", 4))
-    return np.stack(four_predictors(top, left, corner, b)[3][:count], axis=1)
+    return four_predictors(top, left, corner, b)[3][:, :count]
 '''
     + FOUR,
 )
@@ -163,7 +163,7 @@ def intra_predictors(top, left, corner, b, cfg):
     """
     count = int(cfg.get("INTRA_MODES", 8))
     top, left, corner, preds = four_predictors(top, left, corner, b)
-    four = np.stack(preds[:count], axis=1)
+    four = preds[:, :count]
     if count <= 4:
         return four
     s_top, s_left, s_corner = angular_smooth(top, left, corner)

@@ -47,15 +47,29 @@ def level_bits(q):
     return np.where(q == 0, 1.0, 3.0 + 2.0 * np.log2(np.maximum(np.abs(q), 1)))
 
 
-def rd_end_of_block(coef, q, steps, lam):
+# level_bits of the magnitudes below its length, looked up instead of taking logarithms
+LEVEL_BITS = level_bits(np.arange(8192.0))
+
+
+def fast_level_bits(q):
+    """:func:`level_bits` of integer-valued ``q`` (the same numbers), from LEVEL_BITS."""
+    a = np.abs(q)
+    if a.size and a.max() >= len(LEVEL_BITS):
+        return level_bits(q)
+    return LEVEL_BITS[a.astype(np.int64)]
+
+
+def rd_end_of_block(coef, q, steps, lam, rows=None):
     """Per block, the end e minimising sum_{k<e} (D_q + lam R) + sum_{k>=e} D_0 (the DC
-    position is always kept); levels from e on are zeroed."""
+    position is always kept); levels from e on are zeroed. ``rows``: the blocks with a
+    nonzero level after their DC if the caller knows them (the others end there already)."""
     shape = q.shape
     n = shape[-1]
     out = q.reshape(-1, n).copy()
-    rows = np.flatnonzero(out[:, 1:].any(axis=1))  # the others end after their DC already
+    if rows is None:
+        rows = np.flatnonzero(out[:, 1:].any(axis=1))
     c, ql = coef.reshape(-1, n)[rows], out[rows]
-    kept = (c - ql * steps) ** 2 + lam * level_bits(ql)
+    kept = (c - ql * steps) ** 2 + lam * fast_level_bits(ql)
     zero = np.zeros((len(c), 1))
     cost = np.concatenate([zero, np.cumsum(kept[:, 1:], axis=1)], axis=1) + np.concatenate(
         [np.cumsum((c[:, 1:] ** 2)[:, ::-1], axis=1)[:, ::-1], zero], axis=1
@@ -121,18 +135,28 @@ def quantise(coef, steps, intra, cfg):
     (|c| - m step)^2 + lam bits(m): a level is lowered only where the bits it saves are
     worth more than the error it adds; then the end-of-block choice.\"\"\"
     lam = float(RDOQ_LAMBDA_INTRA if intra else RDOQ_LAMBDA) * float(steps[0]) ** 2
+    n = coef.shape[-1]
     a = np.abs(coef)
-    top = np.floor(a / steps + 0.5)
-    mags = np.zeros_like(top)
-    some = top > 0  # where rounding gives 0 every candidate is 0
-    a, top, st = a[some], top[some], np.broadcast_to(steps, some.shape)[some]
-    lower = np.maximum(top - 1, 0)
-    cost = [(a - m * st) ** 2 + lam * level_bits(m) for m in (top, lower, np.zeros_like(top))]
+    # only where rounding gives a level (few coefficients): elsewhere every candidate is 0
+    some = np.flatnonzero(np.floor(a / steps + 0.5))
+    q = np.zeros(coef.shape, np.int64)
+    if not some.size:
+        return q
+    st = np.broadcast_to(steps, (n,))[some % n]
+    a, c = a.reshape(-1)[some], coef.reshape(-1)[some]
+    top = np.floor(a / st + 0.5)
+    lower = top - 1
+    cost = [(a - m * st) ** 2 + lam * fast_level_bits(m) for m in (top, lower)]
+    cost.append(a**2 + lam)  # the level 0: one bit
     # the first of the least costs, as argmin over (round, round - 1, 0) takes it
     first = (cost[0] <= cost[1]) & (cost[0] <= cost[2])
-    mags[some] = np.where(first, top, np.where(cost[1] <= cost[2], lower, 0.0))
-    q = (np.sign(coef) * mags).astype(np.int64)
-    return rd_end_of_block(coef, q, steps, lam) if lam > 0 else q
+    mags = np.where(first, top, np.where(cost[1] <= cost[2], lower, 0.0))
+    q.reshape(-1)[some] = np.where(c < 0, -mags, mags)
+    if lam <= 0:
+        return q
+    after_dc = some[(some % n > 0) & (q.reshape(-1)[some] != 0)] // n
+    rows = after_dc[np.r_[True, after_dc[1:] != after_dc[:-1]]] if after_dc.size else after_dc
+    return rd_end_of_block(coef, q, steps, lam, rows)
 """
     + _EOB
     + _STEPS,
