@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from codeclab.campaign import run_campaign
 from codeclab.cascade import Cascade, cascade_for, evaluate_cascaded
 from codeclab.config import load_settings
+from codeclab.design.evolve import fitness
 from codeclab.evaluate.testsets import HOLDOUT, TRAIN, TestSetPlan, default_plan
 from codeclab.media import load_clip, write_y4m
 from codeclab.record import Screen
@@ -151,3 +153,31 @@ def test_a_rung_memo_serves_one_program() -> None:
     assert memo.bind("a" * 64) is memo
     with pytest.raises(ValueError, match="one program"):
         memo.bind("b" * 64)
+
+
+def test_a_campaign_gates_each_batch_on_the_best_train_figure_before_it(job: Job) -> None:
+    """Two workers, batches of two: a candidate goes on to the holdout only if its train
+    figure beats (margin 0) the best of the batches before its own; the others are stored
+    at ``stage: train``, keep their train figure for the designer and never rank."""
+    settings = job.settings.model_copy(
+        update={"iterations": 6, "workers": 2, "holdout_margin": 0.0, "cascade_frames": 2}
+    )
+    result = run_campaign(settings, job.clips, job.store, job.artifacts)
+    records = sorted(result.experiments, key=lambda r: r.iteration)
+    assert [r.iteration for r in records] == [1, 2, 3, 4, 5, 6]
+    for record in records:
+        batch_start = record.iteration - (record.iteration - 1) % settings.workers
+        before = [f for r in records if r.iteration < batch_start and (f := fitness(r)) is not None]
+        if record.stage == "screen" or record.status != "ok":
+            continue
+        assert record.gate is not None and record.gate.best_bd_rate == min(before, default=None)
+        if record.stage == "train":
+            assert not record.gate.passed and fitness(record) > min(before)
+            assert record.leaderboard_bd_rate("x264") is None
+            assert [c.split for c in record.clips] == [TRAIN]
+        else:
+            assert record.stage == "full" and record.gate.passed
+            assert before == [] or fitness(record) <= min(before)
+            assert record.leaderboard_bd_rate("x264").value is not None
+    assert {r.experiment_id for r in job.store.list()} == {r.experiment_id for r in records}
+    assert {"train", "full"} <= {r.stage for r in records}  # both ends of the gate, seeded
