@@ -42,10 +42,10 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from codeclab.campaign import run_campaign
 from codeclab.config import SAMPLE_CLIP, Settings
 from codeclab.evaluate.bench import machine
 from codeclab.media import load_clip, write_y4m
+from codeclab.store.db import ExperimentStore
 from codeclab.store.factory import open_artifact_store, open_experiment_store
 
 PER_CAMPAIGN = 100
@@ -67,6 +67,18 @@ def small_clip(directory: Path) -> Path:
     return write_y4m(directory / "cars_96x64.y4m", window, sample.fps)
 
 
+def seed(home: Path, store: ExperimentStore) -> None:
+    """The two experiments of a real campaign that the clones copy."""
+    # imported here: a filled lab needs none of the campaign's pipeline to be served
+    from codeclab.campaign import run_campaign
+
+    clip = small_clip(home)
+    settings = Settings(
+        home=home, clips=[clip], iterations=2, qualities=[30, 70], baselines=["x265"]
+    )
+    run_campaign(settings, [load_clip(clip)], store, open_artifact_store(settings))
+
+
 def fill(home: Path, experiments: int) -> tuple[list[str], float]:
     """The lab's experiment ids (filled now unless ``home`` has enough) and the fill time."""
     settings = Settings(home=home, database_url=None)
@@ -75,11 +87,7 @@ def fill(home: Path, experiments: int) -> tuple[list[str], float]:
     started = time.perf_counter()
     if total < experiments:
         if total == 0:
-            clip = small_clip(home)
-            settings = Settings(
-                home=home, clips=[clip], iterations=2, qualities=[30, 70], baselines=["x265"]
-            )
-            run_campaign(settings, [load_clip(clip)], store, open_artifact_store(settings))
+            seed(home, store)
         real = store.list()[:2]
         sources = {r.program_sha256: store.source(r.program_sha256) or "" for r in real}
         done, _ = store.page(limit=1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from codeclab.store.factory import open_experiment_store
+from codeclab.web.context import Records
 from tests.weblab import client_for, fill_lab
 
 
@@ -62,3 +63,27 @@ def test_a_kept_page_changes_when_an_experiment_is_saved(lab):
         after = client.get(path, headers={"If-None-Match": before[path].headers["etag"]})
         assert after.status_code == 200 and "the newest program" in after.text, path
         assert "the newest program" not in before[path].text
+
+
+def test_a_record_is_read_once_and_kept_by_its_full_id(lab):
+    """Stored experiments never change: kept records spare the store; a prefix is asked of
+    the store each time (a newer experiment may share it), the record kept by its full id."""
+    a, b = lab["records"]
+    reads: list[str] = []
+
+    def load(experiment_id: str):
+        reads.append(experiment_id)
+        return lab["store"].get(experiment_id)
+
+    records = Records(size=1)
+    for _ in range(2):
+        assert records.get(a.experiment_id, load).experiment_id == a.experiment_id
+    assert reads == [a.experiment_id]
+    prefix = b.experiment_id[:8]
+    for _ in range(2):
+        assert records.get(prefix, load).experiment_id == b.experiment_id
+    assert records.get(b.experiment_id, load).experiment_id == b.experiment_id
+    assert reads == [a.experiment_id, prefix, prefix]
+    assert records.get(a.experiment_id, load).experiment_id == a.experiment_id  # size 1
+    assert records.get("no-such-experiment", load) is None
+    assert reads == [a.experiment_id, prefix, prefix, a.experiment_id, "no-such-experiment"]

@@ -760,17 +760,19 @@ class ExperimentStore:
             where.append(Summary.status == status)
         if campaign_id:
             where.append(Summary.campaign_id == campaign_id)
-        newest = (Summary.created_at.desc(), Summary.experiment_id.desc())
-        chosen = select(Summary.experiment_id).where(*where).order_by(*newest)
-        query = (  # the page's ids on the narrow table first: deep pages join ten rows only
-            select(*SUMMARY_COLUMNS)
-            .join(Experiment, Experiment.id == Summary.experiment_id)
-            .where(Summary.experiment_id.in_(chosen.offset(offset).limit(limit)))
-            .order_by(*newest)
-        )
         with self._errors("cannot read experiments"), self.engine.connect() as connection:
             total = connection.scalar(select(func.count()).select_from(Summary).where(*where))
-            rows = connection.execute(query).mappings().all() if limit > 0 else []
+            if limit <= 0:  # a count alone (the dashboard's on every page): no page to build
+                return total or 0, []
+            newest = (Summary.created_at.desc(), Summary.experiment_id.desc())
+            chosen = select(Summary.experiment_id).where(*where).order_by(*newest)
+            query = (  # the page's ids on the narrow table first: deep pages join ten rows only
+                select(*SUMMARY_COLUMNS)
+                .join(Experiment, Experiment.id == Summary.experiment_id)
+                .where(Summary.experiment_id.in_(chosen.offset(offset).limit(limit)))
+                .order_by(*newest)
+            )
+            rows = connection.execute(query).mappings().all()
         return total or 0, [ExperimentSummary.model_validate(dict(row)) for row in rows]
 
     def leaderboard(self, limit: int = 10) -> list[ExperimentSummary]:
