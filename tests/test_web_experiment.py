@@ -17,7 +17,7 @@ import pytest
 from codeclab.cli import open_stores
 from codeclab.frames import Frame
 from codeclab.media import frames_sha256, load_clip, write_y4m
-from codeclab.record import ExperimentRecord, RungResult
+from codeclab.record import ExperimentRecord, HoldoutGate, RungResult
 from codeclab.sandbox.isolate import Limits
 from codeclab.store.publish import decode_published
 from codeclab.store.transcode import transcode
@@ -94,6 +94,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, small_clip_path: Path):
     store.save(gone, base)
     empty = variant(last, "empty", status="failed", results=[], error="nothing decoded")
     store.save(empty, base)
+    gate = HoldoutGate(
+        bd_rate=4.25, best_bd_rate=1.5, margin=1.0, passed=False, reason="beyond <1> point"
+    )
+    stopped = variant(last, "stopped", stage="train", gate=gate)
+    store.save(stopped, base)
     with client_for(filled["settings"]) as client:
         yield {
             **filled,
@@ -104,6 +109,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, small_clip_path: Path):
             "changed": changed,
             "gone": gone,
             "empty": empty,
+            "stopped": stopped,
         }
 
 
@@ -378,3 +384,11 @@ def test_an_experiment_without_results_says_so(lab):
     assert "No results: nothing to compare." in html
     assert "No results: no frames to show." in html
     assert "plotly" not in html
+
+
+def test_the_page_says_where_the_cascade_stopped_it(lab):
+    html = lab["client"].get(f"/experiments/{lab['stopped'].experiment_id}").text
+    assert "stopped after the full train set</strong>: its holdout clips were not encoded" in html
+    assert "Holdout gate: beyond &lt;1&gt; point." in html  # the reason, escaped
+    plain = lab["client"].get(f"/experiments/{lab['record'].experiment_id}").text
+    assert "Evaluation cascade" not in plain  # a record without a cascade says nothing of it
