@@ -128,3 +128,141 @@ def test_tile_rate_equals_spreading_block_bits_over_pixels(b, t):
     pixels = np.kron(rate.reshape(nby, nbx), np.ones((b, b))) / (b * b)
     want = scope["per_tile"](pixels, t)
     assert np.allclose(scope["tile_rate"](rate, nbx, b, t), want, rtol=1e-12)
+
+
+def _exhaustive_search(scope: dict, cur, ref, mb, rng, lam):
+    """Full search as first written: every offset's SAD for every block, in scan order."""
+    h, w = cur.shape
+    c = np.clip(np.rint(cur), 0, 255)
+    rp = np.pad(np.clip(np.rint(ref), 0, 255), rng + 1, mode="edge")
+    best = np.full((h // mb, w // mb), np.inf)
+    mv = np.zeros((h // mb, w // mb, 2), np.int64)
+    for dy in range(-rng, rng + 1):
+        for dx in range(-rng, rng + 1):
+            shifted = rp[rng + 1 + dy : rng + 1 + dy + h, rng + 1 + dx : rng + 1 + dx + w]
+            sad = np.abs(c - shifted).reshape(h // mb, mb, w // mb, mb).sum(axis=(1, 3))
+            bits = scope["mv_bits"](np.array(dy)) + scope["mv_bits"](np.array(dx))
+            cost = sad + lam * bits
+            better = cost < best
+            best[better] = cost[better]
+            mv[better] = (dy, dx)
+    return mv
+
+
+@pytest.mark.parametrize("mb,lam", [(16, 0.0), (16, 12.5), (8, 3.0), (4, 0.0), (8, 40.0)])
+def test_pruned_full_search_equals_the_exhaustive_scan(mb, lam):
+    """Successive elimination finds the exhaustive scan's vectors, ties (flat areas, where
+    many offsets cost the same) included."""
+    scope = ns(("motion", "full_search"))
+    rng = np.random.default_rng(mb + int(lam))
+    ref = rng.random((48, 64)) * 255
+    ref[:24, :32] = 90.0
+    cur = np.roll(ref, (3, -2), axis=(0, 1)) + rng.normal(0, 4, ref.shape)
+    cur[:16, :16] = 90.0  # flat on flat: equal costs, the first in scan order wins
+    cur[32:, 40:] = rng.random((16, 24)) * 255  # no match anywhere
+    got = scope["motion_search"](cur, ref, mb, 5, lam)
+    assert np.array_equal(got, _exhaustive_search(scope, cur, ref, mb, 5, lam))
+
+
+def test_mv_walk_medians_equal_min_max_and_median_pred():
+    """The walk's inline medians: every block's prediction is what :func:`median_pred`
+    (min/max of the neighbours) gives on the final field, whatever the roles."""
+    scope = composed()
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        role = rng.integers(0, 2, (7, 9))
+        mv = rng.integers(-3, 4, (7, 9, 2))
+        final, diffs = scope["mv_walk"](role, mv=mv)
+        pred = scope["median_pred"](final)
+        assert np.array_equal(final[role == 0], pred[role == 0])
+        assert np.array_equal(diffs, (mv - pred)[role == 1])
+
+
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_exp_golomb_levels_in_one_call_equal_the_per_block_codes(order):
+    """All coded blocks' codes at once: the bits of each block's ue(end) then se(levels),
+    one block after another, as first written."""
+    scope = ns(("entropy", "expgolomb"))
+    rng = np.random.default_rng(order)
+    levels = np.round(rng.laplace(0, 2.0, (60, 16)) * (rng.random((60, 16)) < 0.4))
+    levels[::7] = 0
+    levels[3, -1] = 2**20
+    mask = rng.random(60) < 0.7
+    coder = scope["EntropyCoder"]({"EG_ORDER": order})
+    coder.levels("a", levels, 60, 16, 6, mask)
+    nz = levels != 0
+    eob = np.where(nz.any(axis=1), 16 - np.argmax(nz[:, ::-1], axis=1), 0)
+    want = [
+        scope["eg_bits"](u, k)
+        for block, e in zip(levels[mask].astype(np.int64), eob[mask], strict=True)
+        for u, k in ((np.array([e]), 0), (scope["signed_to_u"](block[:e]), order))
+    ]
+    assert np.array_equal(np.concatenate(coder.chunks), np.concatenate(want))
+
+
+def _angular_angles_as_written(scope: dict, top, left, corner, b, count):
+    """Every pixel of every angle interpolated, then the fraction-0 ones replaced."""
+    side = 2 * b + 1
+    lines = [
+        np.concatenate([corner[:, None], s, np.repeat(s[:, -1:], b, axis=1)], axis=1)
+        for s in (top, left)
+    ]
+    joined = np.concatenate([lines[0], lines[1], lines[1][:, -1:]], axis=1)
+    idx, frac = [], []
+    for family, slope in scope["ANGULAR_DIRECTIONS"][:count]:
+        j, f = scope["angular_taps"](b, slope)
+        if family:
+            j, f = np.where(j < side, j + side, j - side).T, f.T
+        idx.append(j)
+        frac.append(f)
+    idx, frac = np.array(idx), np.array(frac)
+    lo, hi = joined[:, idx], joined[:, idx + 1]
+    return np.where(frac == 0, lo, (hi - lo) * frac + lo)
+
+
+@pytest.mark.parametrize("b", [4, 8, 16])
+def test_angular_angles_copying_fraction_0_equal_interpolating_all(b):
+    scope = ns(("intra", "angular"))
+    rng = np.random.default_rng(b)
+    top, left = rng.random((2, 9, b)) * 255
+    corner = rng.random(9) * 255
+    for count in (1, 4, 8):
+        got = scope["angular_angles"](top, left, corner, b, count)
+        want = _angular_angles_as_written(scope, top, left, corner, b, count)
+        assert got.shape == want.shape and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("s", [1, 2, 4, 8])
+def test_bilinear_up_of_8_bit_samples_equals_the_float_formula(s):
+    """The int16 rows-then-columns path gives the float64 four-tap formula's very values."""
+    scope = ns()
+    p = np.random.default_rng(s).integers(0, 256, (21, 30)).astype(np.float64)
+    p[:5, :8] = 255.0  # the largest sums
+    g = p[3:-2, 3:-2]
+    a, b, c, d = g[:-1, :-1], g[:-1, 1:], g[1:, :-1], g[1:, 1:]
+    want = np.empty((a.shape[0] * s, a.shape[1] * s), np.float32)
+    for fy in range(s):
+        for fx in range(s):
+            want[fy::s, fx::s] = (
+                (s - fx) * (s - fy) * a + fx * (s - fy) * b + (s - fx) * fy * c + fx * fy * d
+            ) / (s * s)
+    got = scope["bilinear_up"](p, s)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("luma", [True, False])
+def test_motion_compensation_of_changed_blocks_equals_the_whole_field(luma):
+    """Recomputing only the blocks whose vectors changed since ``last`` gives the plane
+    computing them all gives."""
+    scope = composed()
+    rng = np.random.default_rng(int(luma))
+    ref = rng.integers(0, 256, (48, 64)).astype(np.uint8 if not luma else np.float64)
+    b, s = (16, 4) if luma else (8, 8)
+    first = rng.integers(-20, 21, (3, 4, 2))
+    field = first.copy()
+    field[1:, 2:] = rng.integers(-40, 41, (2, 2, 2))  # far outside the first field's reach
+    last = (first, scope["motion_compensate"](ref, first, b, s, luma))
+    got = scope["motion_compensate"](ref, field, b, s, luma, last)
+    assert np.array_equal(got, scope["motion_compensate"](ref, field, b, s, luma))
+    same = scope["motion_compensate"](ref, first, b, s, luma, last)
+    assert np.array_equal(same, last[1]) and same is not last[1]

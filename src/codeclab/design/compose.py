@@ -130,12 +130,27 @@ def bilinear_up(p, s):
     g = p[3:-2, 3:-2]
     a, b, c, d = g[:-1, :-1], g[:-1, 1:], g[1:, :-1], g[1:, 1:]
     out = np.empty((a.shape[0] * s, a.shape[1] * s), np.float32)
+    if s in (1, 2, 4, 8) and np.array_equal(g, np.clip(np.rint(g), 0, 255)):
+        return bilinear_up_8bit(g.astype(np.int16), s, out)
     for fy in range(s):
         for fx in range(s):
             out[fy::s, fx::s] = (
                 (s - fx) * (s - fy) * a + fx * (s - fy) * b + (s - fx) * fy * c + fx * fy * d
             ) / (s * s)
     return out
+
+
+def bilinear_up_8bit(g, s, out):
+    """:func:`bilinear_up` of 8-bit samples ``g`` (int16) into ``out``: each phase's weighted
+    sum is an integer below 2^15, so rows then columns in int16 give the very sums of the
+    float64 formula, at a quarter of its traffic, and with s a power of two their division
+    by s^2 is exact in float32 as in float64: the very values."""
+    sums = np.empty(out.shape, np.int16)
+    for fx in range(s):
+        rows = (s - fx) * g[:, :-1] + fx * g[:, 1:]
+        for fy in range(s):
+            sums[fy::s, fx::s] = (s - fy) * rows[:-1] + fy * rows[1:]
+    return np.divide(sums, s * s, out=out, dtype=np.float32)
 
 
 def bilinear_at(p, ry, rx, b, s):
@@ -202,21 +217,34 @@ def mc_up(up, s, pad, ys, xs, mv, b):
     return windows(up, b, s)[ry, rx]
 
 
-def motion_compensate(ref, mv, b, s, luma=True):
+def motion_compensate(ref, mv, b, s, luma=True, last=None):
     """Prediction plane from ``ref`` for the block vector field ``mv`` (1/s pel): luma
-    from the subpel component's interpolation, chroma bilinear."""
+    from the subpel component's interpolation, chroma bilinear. ``last``: (field, plane) of
+    an earlier call with this reference; only the blocks whose vector differs from that
+    field's are computed (a block's samples depend on its vector alone), the others copied."""
     nby, nbx = mv.shape[:2]
-    pad = int(np.abs(mv).max()) // s + 2
-    ys = np.repeat(np.arange(nby) * b, nbx)
-    xs = np.tile(np.arange(nbx) * b, nby)
+    if last is None:
+        ys = np.repeat(np.arange(nby) * b, nbx)
+        xs = np.tile(np.arange(nbx) * b, nby)
+        pred = compensate_blocks(ref, mv.reshape(-1, 2), ys, xs, b, s, luma)
+        return from_blocks(pred.reshape(nby, nbx, b, b)).astype(np.float64, copy=False)
+    plane = last[1].copy()
+    ys, xs = np.nonzero((mv != last[0]).any(axis=2))
+    if ys.size:
+        pred = compensate_blocks(ref, mv[ys, xs], ys * b, xs * b, b, s, luma)
+        plane.reshape(nby, b, nbx, b)[ys, :, xs, :] = pred
+    return plane
+
+
+def compensate_blocks(ref, v, ys, xs, b, s, luma):
+    """Prediction blocks (N, b, b) at top-left corners (ys, xs) of ``ref`` displaced by
+    vectors ``v`` (N, 2) (see :func:`motion_compensate`)."""
+    pad = int(np.abs(v).max()) // s + 2
     if luma:
-        pred = mc_up(upsampled(ref, s, pad), s, pad, ys, xs, mv.reshape(-1, 2), b)
-    else:
-        ref = np.asarray(ref)
-        p = np.pad(ref.astype(np.int32 if ref.dtype == np.uint8 else np.float64), pad + 3, "edge")
-        v = mv.reshape(-1, 2)
-        pred = bilinear_at(p, (ys + pad) * s + v[:, 0], (xs + pad) * s + v[:, 1], b, s)
-    return from_blocks(pred.reshape(nby, nbx, b, b)).astype(np.float64, copy=False)
+        return mc_up(upsampled(ref, s, pad), s, pad, ys, xs, v, b)
+    ref = np.asarray(ref)
+    p = np.pad(ref.astype(np.int32 if ref.dtype == np.uint8 else np.float64), pad + 3, "edge")
+    return bilinear_at(p, (ys + pad) * s + v[:, 0], (xs + pad) * s + v[:, 1], b, s)
 
 
 def mv_walk(role, mv=None, diffs=None):
@@ -247,8 +275,11 @@ def mv_walk(role, mv=None, diffs=None):
             else:
                 ay, ax = above[x]
                 ry, rx = above[x + 1] if x + 1 < nmx else (above[x - 1] if x else (0, 0))
-                py = max(min(ly, ay), min(max(ly, ay), ry))  # the medians, inline
-                px = max(min(lx, ax), min(max(lx, ax), rx))
+                # The medians, by comparisons (the builtins min and max cost more).
+                lo, hi = (ly, ay) if ly < ay else (ay, ly)
+                py = lo if ry < lo else hi if ry > hi else ry
+                lo, hi = (lx, ax) if lx < ax else (ax, lx)
+                px = lo if rx < lo else hi if rx > hi else rx
             if kind == 0:
                 row[x] = (py, px)
             elif given is not None:
@@ -902,14 +933,21 @@ def bipred_planes(past, future, fields, mode, cfg):
     return bipred_mix(bipred_refs(past, future, fields, cfg), mode, cfg)
 
 
-def bipred_refs(past, future, fields, cfg):
-    """The forward and backward prediction of each plane with vectors ``fields``."""
+def bipred_refs(past, future, fields, cfg, memo=None):
+    """The forward and backward prediction of each plane with vectors ``fields``. ``memo``
+    (a dict; encoder, the same anchors each call) keeps the last call's, of which only the
+    blocks whose vectors changed are recomputed."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
     out = []
     for k in range(3):
         mbk, sk = (mb, s) if k == 0 else (mb // 2, 2 * s)
-        fwd = motion_compensate(past[k], fields[0], mbk, sk, k == 0)
-        out.append((fwd, motion_compensate(future[k], fields[1], mbk, sk, k == 0)))
+        pair = []
+        for d, ref in enumerate((past, future)):
+            last = None if memo is None else memo.get((k, d))
+            pair.append(motion_compensate(ref[k], fields[d], mbk, sk, k == 0, last))
+            if memo is not None:
+                memo[k, d] = (fields[d], pair[-1])
+        out.append(tuple(pair))
     return out
 
 
@@ -973,9 +1011,10 @@ def bipred_decide(cfg, src, past, future, ratio):
         current = np.where(direct, 3, mode)
         finals = [mv_walk(bipred_used(current, d) * 1, mv=f)[0] for d, f in enumerate(fields)]
         inherited = [median_pred(f) for f in finals]
-        planes = bipred_planes(past, future, inherited, each * 3, cfg)
+        planes = bipred_mix(bipred_refs(past, future, inherited, cfg, memo), each * 3, cfg)
         return prediction_costs(src, planes, cfg, 1.0, residual=False)[0] + lam_d
 
+    memo = {}
     direct = np.zeros(mode.shape, bool)
     for _ in range(3):
         direct = direct_costs(direct) < coded + lam_d

@@ -339,8 +339,10 @@ def entropy_config():
 
 
 def eg_bits(u, k):
-    """Bits (uint8 array) of order-k Exp-Golomb codes of the non-negative integers ``u``."""
-    c = np.asarray(u, np.int64) + (1 << k)
+    """Bits (uint8 array) of order-k Exp-Golomb codes of the non-negative integers ``u``
+    (``k``: one order, or each value's)."""
+    k = np.asarray(k, np.int64)
+    c = np.asarray(u, np.int64) + np.left_shift(1, k)
     length = np.zeros(len(c), np.int64)
     for t in range(int(c.max(initial=1)).bit_length()):  # not 63 rounds per block
         length += (c >> t) > 0
@@ -389,9 +391,12 @@ class EntropyCoder:
             levels = np.asarray(levels, np.int64)
             nz = levels != 0
             eob = np.where(nz.any(axis=1), n - np.argmax(nz[:, ::-1], axis=1), 0)[coded]
-            for block, e in zip(levels[coded], eob):  # head, then that block's levels
-                self.chunks.append(eg_bits(np.array([e]), 0))
-                self.chunks.append(eg_bits(signed_to_u(block[:e]), self.k))
+            # Per block its head, then its levels up to the end: all blocks' codes at once.
+            values = np.concatenate([eob[:, None], signed_to_u(levels[coded])], axis=1)
+            sent = np.arange(n + 1) <= eob[:, None]
+            orders = np.full(values.shape, self.k, np.int64)
+            orders[:, 0] = 0
+            self.chunks.append(eg_bits(values[sent], orders[sent]))
             return levels
         out = np.zeros((count, n), np.int64)
         for i in np.flatnonzero(coded):

@@ -135,24 +135,42 @@ def angular_taps(b, slope):
 
 def angular_angles(top, left, corner, b, count):
     """The first ``count`` ANGULAR_DIRECTIONS' predictions (n, count, b, b) from the
-    smoothed neighbours, all read from one joined reference line per block; family 1 is
-    family 0 with the top and left lines swapped, transposed."""
-    side = 2 * b + 1
+    smoothed neighbours, all read from one joined reference line per block: a pixel whose
+    fraction is 0 copies its sample, the others interpolate (only they read the next)."""
     lines = [
         np.concatenate([corner[:, None], s, np.repeat(s[:, -1:], b, axis=1)], axis=1)
         for s in (top, left)
     ]
     joined = np.concatenate([lines[0], lines[1], lines[1][:, -1:]], axis=1)
-    idx, frac = [], []
-    for family, slope in ANGULAR_DIRECTIONS[:count]:
-        j, f = angular_taps(b, slope)
-        if family:
-            j, f = np.where(j < side, j + side, j - side).T, f.T
-        idx.append(j)
-        frac.append(f)
-    idx, frac = np.array(idx), np.array(frac)
-    lo, hi = joined[:, idx], joined[:, idx + 1]
-    return np.where(frac == 0, lo, (hi - lo) * frac + lo)
+    copy, at_copy, mix, at_mix, frac = angular_plan(b, count)
+    out = np.empty((len(joined), count * b * b), joined.dtype)
+    out[:, copy] = joined[:, at_copy]
+    lo = joined[:, at_mix]
+    out[:, mix] = (joined[:, at_mix + 1] - lo) * frac + lo
+    return out.reshape(-1, count, b, b)
+
+
+# angular_plan's constants by (b, count).
+ANGULAR_PLANS = {}
+
+
+def angular_plan(b, count):
+    """The first ``count`` directions' taps (:func:`angular_taps`; family 1 is family 0 with
+    the top and left lines swapped, transposed) over the flat (count, b, b) positions: those
+    of fraction 0 and their sample, the others with theirs and their fraction (cached)."""
+    if (b, count) not in ANGULAR_PLANS:
+        side = 2 * b + 1
+        idx, frac = [], []
+        for family, slope in ANGULAR_DIRECTIONS[:count]:
+            j, f = angular_taps(b, slope)
+            if family:
+                j, f = np.where(j < side, j + side, j - side).T, f.T
+            idx.append(j)
+            frac.append(f)
+        idx, frac = np.array(idx).ravel(), np.array(frac).ravel()
+        copy, mix = np.flatnonzero(frac == 0), np.flatnonzero(frac != 0)
+        ANGULAR_PLANS[b, count] = (copy, idx[copy], mix, idx[mix], frac[mix])
+    return ANGULAR_PLANS[b, count]
 
 
 def intra_predictors(top, left, corner, b, cfg):
