@@ -266,3 +266,174 @@ def test_motion_compensation_of_changed_blocks_equals_the_whole_field(luma):
     assert np.array_equal(got, scope["motion_compensate"](ref, field, b, s, luma))
     same = scope["motion_compensate"](ref, first, b, s, luma, last)
     assert np.array_equal(same, last[1]) and same is not last[1]
+
+
+@pytest.mark.parametrize("kind", [np.int16, np.float64])
+def test_window_sads_in_place_equal_each_offsets_plain_sad(kind):
+    """The in-place differences and int32 sums of int16 samples (float ones summed as
+    before) give each offset's plain SAD, up to the largest 8-bit sums of 16 x 16 blocks."""
+    scope = composed()
+    rng = np.random.default_rng(3)
+    rp = rng.integers(0, 256, (40, 56)).astype(kind)
+    rp[:20, :24] = 255  # the largest differences against zero blocks
+    blocks = rng.integers(0, 256, (6, 16, 16)).astype(kind)
+    blocks[:2] = 0
+    ys, xs = np.array([0, 2, 20, 4, 18, 1]), np.array([0, 3, 30, 9, 1, 34])
+    sads = scope["window_sads"](blocks, rp, ys, xs, 2)
+    for dy in range(5):
+        for dx in range(5):
+            near = np.stack(
+                [
+                    rp[y + dy : y + dy + 16, x + dx : x + dx + 16]
+                    for y, x in zip(ys, xs, strict=True)
+                ]
+            )
+            want = np.abs(blocks.astype(np.float64) - near).sum(axis=(1, 2))
+            assert np.array_equal(sads[dy, dx], want)
+
+
+@pytest.mark.parametrize("rng_", [1, 3, 8])
+def test_window_costs_equal_gathering_every_block(rng_):
+    """Hierarchical search: costs written into the penalty, gathered only for the blocks
+    whose candidates the range clipped, equal the gather of every block's candidates."""
+    scope = ns(("motion", "hierarchical"))
+    rng = np.random.default_rng(rng_)
+    win, n = 2, 50
+    start = rng.integers(-rng_ - 3, rng_ + 4, n)  # some near or past the range's edges
+    centre = np.clip(start, -rng_, rng_)
+    d = np.arange(-win, win + 1)[:, None]
+    k = np.clip(start + d, -rng_, rng_) - centre + win
+    ky, kx = k, np.roll(k, 7, axis=1)
+    sads = rng.integers(0, 5000, (2 * win + 1, 2 * win + 1, n)).astype(np.float64)
+    bits = rng.integers(1, 30, sads.shape).astype(np.float64)
+    want = sads[ky[:, None], kx[None, :], np.arange(n)] + 0.37 * bits
+    got = scope["window_costs"](sads, ky, kx, np.multiply(bits, 0.37, out=bits))
+    assert np.array_equal(got, want)
+
+
+def _plain_refine(scope: dict, cur, ref, mv, mb, lam, s):
+    """subpel_refine as first written: every block costed for every candidate."""
+    nby, nbx = cur.shape[0] // mb, cur.shape[1] // mb
+    ys, xs = np.repeat(np.arange(nby) * mb, nbx), np.tile(np.arange(nbx) * mb, nby)
+    m, pad = mv.reshape(-1, 2) * s, int(np.abs(mv).max()) + 3
+    up = scope["upsampled"](ref, s, pad)
+    kind = np.int16 if up.dtype == np.uint8 else np.float64
+    blocks = scope["to_blocks"](cur, mb).reshape(-1, mb, mb).astype(kind)
+    bits = scope["mv_bits"]
+
+    def cost(v, med):
+        pred = scope["mc_up"](up, s, pad, ys, xs, v, mb)
+        return np.abs(blocks - pred).sum(axis=(1, 2)) + lam * (
+            bits(v[:, 0] - med[:, 0]) + bits(v[:, 1] - med[:, 1])
+        )
+
+    def improve(candidates, med):
+        best = cost(m, med)
+        for cand in candidates:
+            c = cost(cand, med)
+            better = c < best
+            best[better], m[better] = c[better], cand[better]
+
+    for step in (s // 2, s // 4)[: 2 if s == 4 else 1]:
+        med = scope["median_pred"](m.reshape(nby, nbx, 2)).reshape(-1, 2)
+        offsets = [(dy, dx) for dy in (-step, 0, step) for dx in (-step, 0, step) if dy or dx]
+        improve([m.copy() + np.array(d) for d in offsets], med)
+    med = scope["median_pred"](m.reshape(nby, nbx, 2)).reshape(-1, 2)
+    improve(scope["neighbour_vectors"](m.reshape(nby, nbx, 2)) + [m * 0, med], med)
+    return m.reshape(nby, nbx, 2)
+
+
+@pytest.mark.parametrize("subpel", ["sixtap", "bilinear"])
+def test_subpel_refine_costing_only_changed_candidates_equals_costing_all(subpel):
+    """Candidates equal to a block's vector are not costed (they cannot beat it): the same
+    vectors as costing every block, on a smooth field (many equal neighbours)."""
+    scope = ns(("subpel", subpel))
+    rng = np.random.default_rng(5)
+    ref = rng.integers(0, 256, (64, 96)).astype(np.float64)
+    cur = np.roll(ref, (1, -2), axis=(0, 1)) + rng.integers(-6, 7, ref.shape)
+    mv = np.ones((4, 6, 2), np.int64)
+    mv[2:, 3:] = rng.integers(-3, 4, (2, 3, 2))
+    cfg = {"MV_SCALE": 4}
+    assert scope["NEIGHBOUR_ROUNDS"] == 1
+    got = scope["subpel_refine"](cur, ref, mv, 16, 30.0, cfg)
+    assert np.array_equal(got, _plain_refine(scope, cur, ref, mv, 16, 30.0, 4))
+
+
+def test_least_satd_equals_indexing_the_chosen_modes_coefficients():
+    """The chosen rows taken whole then permuted, the magnitudes written over the residuals:
+    the coefficients the plain per-element indexing of the least-SATD mode gives."""
+    scope = composed()
+    b = 8
+    m, zz = scope["transform_matrix"](b), scope["zigzag"](b)
+    res = np.random.default_rng(7).normal(0.0, 20.0, (40, 4, b, b))
+    coef = scope["estimate_transform"](res, m)
+    best = np.argmin(np.abs(coef).sum(axis=(2, 3)), axis=1)
+    want = coef[np.arange(len(best)), best].reshape(-1, b * b)[:, zz]
+    assert np.array_equal(scope["least_satd"](res.copy(), m, zz), want)
+
+
+def test_rdoq_threshold_keeps_exactly_what_rounding_keeps():
+    """The compare against the double below 0.5 selects the coefficients whose rounding
+    gives a level, at the edge too: that double rounds up (ties to even), the next one down
+    does not."""
+    scope = ns(("quant", "rdoq"))
+    below = np.nextafter(0.5, 0.0)
+    edge = np.array([below, np.nextafter(below, 0.0), 0.5, 0.25, 1.0, 0.0, np.nan])
+    assert np.array_equal(np.floor(edge + 0.5) != 0, ~(edge < scope["ROUNDS_UP"]))
+    coef = np.tile(np.array([3.0, -below, np.nextafter(below, 0.0), -0.5, 0.1, 2.6]), (3, 1))
+    steps = np.ones(6)
+    want = _dense_rdoq(scope, coef, steps, 0.1 * 1.0)
+    assert np.array_equal(scope["quantise"](coef, steps, False, {}), want)
+
+
+@pytest.mark.parametrize("b", [4, 8])
+def test_angular_candidates_written_in_place_equal_the_joined_ones(b):
+    """The angles taken into the candidates' own array: DC, V, H, planar, then the angles
+    of the smoothed neighbours, as joining the two arrays gives them."""
+    scope = ns(("intra", "angular"))
+    rng = np.random.default_rng(b + 1)
+    top, left = rng.random((2, 13, b)) * 255
+    corner = rng.random(13) * 255
+    for count in (4, 6, 8, 12):
+        got = scope["intra_predictors"](top, left, corner, b, {"INTRA_MODES": count})
+        t, lt, c, four = scope["four_predictors"](top, left, corner, b)
+        angles = (
+            _angular_angles_as_written(scope, *scope["angular_smooth"](t, lt, c), b, count - 4)
+            if count > 4
+            else four[:, :0]
+        )
+        assert np.array_equal(got, np.concatenate([four[:, :count], angles], axis=1))
+
+
+def _neighbours_by_kind(scope: dict, rec, bys, bxs, b, cfg):
+    """intra_neighbours as first written: each kind of block predicted apart, copied in."""
+    grid = rec.reshape(rec.shape[0] // b, b, rec.shape[1] // b, b)
+    kind = (bys > 0) * 2 + (bxs > 0)
+    preds = None
+    for k in np.unique(kind):
+        sel = kind == k
+        p = scope["kind_predictors"](grid, bys[sel], bxs[sel], k, b, cfg)
+        preds = np.empty((len(bys),) + p.shape[1:]) if preds is None else preds
+        preds[sel] = p
+    return preds
+
+
+@pytest.mark.parametrize("intra", ["dc", "directional", "angular"])
+def test_intra_neighbours_of_the_common_kind_first_equal_each_kind_apart(intra):
+    """Predicting every block as the most common kind, then the others as theirs, gives
+    each kind's own predictions: a whole plane (kind 3 most common), a first row (kind 1)
+    with the corner block, one block, and a tie of two kinds."""
+    scope: dict = {}
+    exec(compile(compose({"intra": intra}), "<composed>", "exec"), scope)  # noqa: S102
+    cfg = {"INTRA_MODES": 8 if intra == "angular" else 4}
+    b = 4
+    rec = np.random.default_rng(2).integers(0, 256, (5 * b, 7 * b)).astype(np.float64)
+    bys, bxs = np.divmod(np.arange(35), 7)
+    for ys, xs in (
+        (bys, bxs),
+        (np.zeros(5, np.int64), np.arange(5)),
+        (np.zeros(1, np.int64), np.zeros(1, np.int64)),
+        (np.array([0, 2]), np.array([3, 0])),
+    ):
+        got = scope["intra_neighbours"](rec, ys, xs, b, cfg)
+        assert np.array_equal(got, _neighbours_by_kind(scope, rec, ys, xs, b, cfg))

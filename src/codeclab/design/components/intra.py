@@ -133,21 +133,32 @@ def angular_taps(b, slope):
     return j + np.where(top, 0, 2 * b + 1), pos - j
 
 
-def angular_angles(top, left, corner, b, count):
+def angular_angles(top, left, corner, b, count, out=None):
     """The first ``count`` ANGULAR_DIRECTIONS' predictions (n, count, b, b) from the
     smoothed neighbours, all read from one joined reference line per block: a pixel whose
-    fraction is 0 copies its sample, the others interpolate (only they read the next)."""
+    fraction is 0 copies its sample, the others interpolate (only they read the next).
+    The copies, then the interpolations, are made side by side and put in place by one
+    column take (numpy's take is several times faster than assigning to scattered
+    columns), into ``out`` if given (e.g. the angles' part of all the candidates)."""
     lines = [
         np.concatenate([corner[:, None], s, np.repeat(s[:, -1:], b, axis=1)], axis=1)
         for s in (top, left)
     ]
     joined = np.concatenate([lines[0], lines[1], lines[1][:, -1:]], axis=1)
-    copy, at_copy, mix, at_mix, frac = angular_plan(b, count)
-    out = np.empty((len(joined), count * b * b), joined.dtype)
-    out[:, copy] = joined[:, at_copy]
-    lo = joined[:, at_mix]
-    out[:, mix] = (joined[:, at_mix + 1] - lo) * frac + lo
-    return out.reshape(-1, count, b, b)
+    at_copy, at_mix, frac, order = angular_plan(b, count)
+    n, nc = len(joined), len(at_copy)
+    side = np.empty((n, count * b * b), joined.dtype)
+    side[:, :nc] = np.take(joined, at_copy, axis=1)
+    lo = np.take(joined, at_mix, axis=1)
+    mixed = np.take(joined, at_mix + 1, axis=1)
+    np.subtract(mixed, lo, out=mixed)
+    mixed *= frac
+    mixed += lo  # (hi - lo) * frac + lo
+    side[:, nc:] = mixed
+    if out is None:
+        out = np.empty((n, count, b, b), joined.dtype)
+    np.take(side, order, axis=1, out=out.reshape(n, count * b * b), mode="clip")
+    return out
 
 
 # angular_plan's constants by (b, count).
@@ -157,7 +168,8 @@ ANGULAR_PLANS = {}
 def angular_plan(b, count):
     """The first ``count`` directions' taps (:func:`angular_taps`; family 1 is family 0 with
     the top and left lines swapped, transposed) over the flat (count, b, b) positions: those
-    of fraction 0 and their sample, the others with theirs and their fraction (cached)."""
+    of fraction 0 and their sample, the others with theirs and their fraction, and where
+    each position's value lies among those (copies first) (cached)."""
     if (b, count) not in ANGULAR_PLANS:
         side = 2 * b + 1
         idx, frac = [], []
@@ -169,7 +181,8 @@ def angular_plan(b, count):
             frac.append(f)
         idx, frac = np.array(idx).ravel(), np.array(frac).ravel()
         copy, mix = np.flatnonzero(frac == 0), np.flatnonzero(frac != 0)
-        ANGULAR_PLANS[b, count] = (copy, idx[copy], mix, idx[mix], frac[mix])
+        order = np.argsort(np.concatenate([copy, mix]))
+        ANGULAR_PLANS[b, count] = (idx[copy], idx[mix], frac[mix], order)
     return ANGULAR_PLANS[b, count]
 
 
@@ -181,11 +194,13 @@ def intra_predictors(top, left, corner, b, cfg):
     """
     count = int(cfg.get("INTRA_MODES", 8))
     top, left, corner, preds = four_predictors(top, left, corner, b)
-    four = preds[:, :count]
     if count <= 4:
-        return four
+        return preds[:, :count]
+    out = np.empty((len(preds), count, b, b))  # the angles are written in place
+    out[:, :4] = preds
     s_top, s_left, s_corner = angular_smooth(top, left, corner)
-    return np.concatenate([four, angular_angles(s_top, s_left, s_corner, b, count - 4)], axis=1)
+    angular_angles(s_top, s_left, s_corner, b, count - 4, out[:, 4:])
+    return out
 '''
     + FOUR,
 )

@@ -182,13 +182,25 @@ def motion_search(cur, ref, mb, rng, lam):
         bits = table[cy + lr][:, None] + table[cx + lr][None, :]
         n = np.arange(len(blocks))
         ky, kx = cy - centre[:, 0] + win, cx - centre[:, 1] + win
-        cost = sads[ky[:, None], kx[None, :], n] + lam * bits
+        cost = window_costs(sads, ky, kx, np.multiply(bits, lam, out=bits))
         iy, ix = np.divmod(np.argmin(cost.reshape(-1, len(n)), axis=0), len(d))
         out = np.stack([cy[iy, n], cx[ix, n]], axis=1)
         mv = out.reshape(nby, nbx, 2)
         if level:
             mv = np.clip(mv * 2, -rng, rng)
     return mv
+
+
+def window_costs(sads, ky, kx, penalty):
+    """``sads[ky[:, None], kx[None, :], n] + penalty`` (n: every block), written into
+    ``penalty``: a block's candidate offsets ky, kx (offsets, blocks) are its window's own
+    (0..2 win) unless the range clipped them, so only the clipped blocks are gathered."""
+    own = np.arange(len(ky))[:, None]
+    clipped = np.flatnonzero(((ky != own) | (kx != own)).any(axis=0))
+    fixed = sads[ky[:, None, clipped], kx[None, :, clipped], clipped] + penalty[:, :, clipped]
+    np.add(penalty, sads, out=penalty)
+    penalty[:, :, clipped] = fixed
+    return penalty
 ''',
 )
 

@@ -130,20 +130,27 @@ def quant_config():
     return {"FREQ_SLOPE": FREQ_SLOPE}
 
 
+# The least double x with x + 0.5 >= 1 in floating point (0.5 less half an ulp: ties to even).
+ROUNDS_UP = np.nextafter(0.5, 0.0)
+
+
 def quantise(coef, steps, intra, cfg):
     \"\"\"Per coefficient the magnitude m in {round, round - 1, 0} minimising
     (|c| - m step)^2 + lam bits(m): a level is lowered only where the bits it saves are
     worth more than the error it adds; then the end-of-block choice.\"\"\"
     lam = float(RDOQ_LAMBDA_INTRA if intra else RDOQ_LAMBDA) * float(steps[0]) ** 2
     n = coef.shape[-1]
-    a = np.abs(coef)
-    # only where rounding gives a level (few coefficients): elsewhere every candidate is 0
-    some = np.flatnonzero(np.floor(a / steps + 0.5))
+    # only where rounding gives a level (few coefficients): elsewhere every candidate is 0;
+    # floor(|c| / step + 0.5) > 0 exactly where |c| / step is at least the double below 0.5
+    # (that one's sum rounds up to 1), so one compare instead of an add and a floor (a NaN,
+    # which floors to a nonzero, counts too: it is not below)
+    some = np.flatnonzero(~(np.abs(coef) / steps < ROUNDS_UP))
     q = np.zeros(coef.shape, np.int64)
     if not some.size:
         return q
     st = np.broadcast_to(steps, (n,))[some % n]
-    a, c = a.reshape(-1)[some], coef.reshape(-1)[some]
+    c = coef.reshape(-1)[some]
+    a = np.abs(c)
     top = np.floor(a / st + 0.5)
     lower = top - 1
     cost = [(a - m * st) ** 2 + lam * fast_level_bits(m) for m in (top, lower)]

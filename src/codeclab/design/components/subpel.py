@@ -21,21 +21,26 @@ def subpel_refine(cur, ref, mv, mb, lam, cfg):
     m = mv.reshape(-1, 2) * s
     pad = int(np.abs(mv).max()) + 3
     up = upsampled(ref, s, pad)
-    # SADs in the plane's arithmetic: an 8-bit plane's differences are exact in int16
-    kind = np.int16 if up.dtype == np.uint8 else np.float64
+    # SADs in the plane's arithmetic: an 8-bit plane's differences are exact in int16, and
+    # their sums over a block in int32
+    kind, total = (np.int16, np.int32) if up.dtype == np.uint8 else (np.float64, None)
     blocks = to_blocks(cur, mb).reshape(-1, mb, mb).astype(kind)
 
-    def cost(v, med):
-        pred = mc_up(up, s, pad, ys, xs, v, mb)
+    def cost(v, med, at=slice(None)):
+        pred = mc_up(up, s, pad, ys[at], xs[at], v, mb)
         bits = mv_bits(v[:, 0] - med[:, 0]) + mv_bits(v[:, 1] - med[:, 1])
-        return np.abs(blocks - pred).sum(axis=(1, 2)) + lam * bits
+        return np.abs(blocks[at] - pred).sum(axis=(1, 2), dtype=total) + lam * bits
 
     def improve(candidates, med, best):
         for cand in candidates:
-            c = cost(cand, med)
-            better = c < best
-            best[better] = c[better]
-            m[better] = cand[better]
+            # best is what each block's own vector costs: only the blocks whose candidate
+            # differs can win (in a smooth field most neighbours' vectors are the block's)
+            at = np.flatnonzero((cand != m).any(axis=1))
+            sel = slice(None) if at.size == len(m) else at
+            c = cost(cand[sel], med[sel], sel)
+            win = c < best[sel]
+            best[at[win]] = c[win]
+            m[at[win]] = cand[at[win]]
 
     step = s // 2
     while step >= 1:
