@@ -154,8 +154,9 @@ def test_interval_must_be_a_duration(home, tmp_path):
 def test_a_program_that_fools_the_published_decoder_fails_and_the_campaign_goes_on(
     home, small_clip_path, monkeypatch
 ):
-    """A failure found while publishing (here: a program that decodes nothing as the published
-    decoder) is that experiment's record; the next proposal is still evaluated."""
+    """A program that decodes nothing as the published decoder fails (each rung's second
+    decode runs the published file) and that is its record; the next proposal is still
+    evaluated."""
     tests = Path(__file__).parent
     seeds = {
         "fools_the_decoder": (tests / "adversarial/stack_depth_detects_decoder.py").read_text(),
@@ -168,7 +169,7 @@ def test_a_program_that_fools_the_published_decoder_fails_and_the_campaign_goes_
         settings, [load_clip(small_clip_path)], store, LocalArtifactStore(settings.artifacts_dir)
     )
     first, second = result.experiments
-    assert (first.status, first.phase) == ("failed", "publish")
+    assert (first.status, first.phase) == ("failed", "execution")
     assert "the published decoder returned no frames" in first.error
     assert (second.program_name, second.status) == ("quantise_zlib", "ok"), second.error
     assert [r.iteration for r in store.list(campaign_id=result.campaign_id)] == [1, 2]
