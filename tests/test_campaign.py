@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from codeclab import campaign
 from codeclab.campaign import directory_lock
 from codeclab.config import load_settings
@@ -109,7 +111,15 @@ def experiments_in(db: Path) -> int:
             return 0
 
 
-def test_forever_runs_a_campaign_per_interval_until_interrupted(home, small_clip_path, tmp_path):
+def ignore_sigint() -> None:
+    """How a shell starts a background job (``codeclab run --forever &``): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("start", [None, ignore_sigint], ids=["foreground", "background-job"])
+def test_forever_runs_a_campaign_per_interval_until_interrupted(
+    home, small_clip_path, tmp_path, start
+):
     lab = subprocess.Popen(
         [
             *CODECLAB,
@@ -131,6 +141,7 @@ def test_forever_runs_a_campaign_per_interval_until_interrupted(home, small_clip
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=start,
     )
     deadline = time.monotonic() + 120
     # a third campaign's experiment means the second one finished and printed its summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -338,6 +339,9 @@ def run(
     where = {"executor": executor, "ray_address": ray_address}
     given = {key: value for key, value in where.items() if value is not None}
     pause = parse_duration(interval) if forever else 0.0
+    # Ctrl-C (SIGINT) stops the lab however it was started: a shell starts a background job
+    # (`codeclab run --forever &`) with SIGINT ignored, and Python then keeps it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     wait = StoreWait.for_settings(settings, say)
     stores: tuple[ExperimentStore, ArtifactStore] | None = None
     try:
