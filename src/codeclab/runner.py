@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -67,10 +66,7 @@ LADDER_STEPS = 4
 """Rounds of added qualities at most, per end of each clip's ladder (see ``_extend_ladders``):
 bisection from 80 reaches 99, from 20 reaches 2."""
 SMOKE_SIZE = (64, 48)  # width, height of the validation clip cut from the first source clip
-PARSING = threading.Lock()
-"""Held while this process parses a program: CPython 3.11's ``ast.parse`` is not thread-safe
-(a spurious SystemError, python/cpython#106905), and experiments on the Ray executor share
-the driver as threads. Parsing takes milliseconds; the sandboxed work runs in tasks."""
+PARSING = isolate.PARSING  # one lock for every parse in this process
 T = TypeVar("T")
 
 

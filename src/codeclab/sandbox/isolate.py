@@ -328,14 +328,17 @@ def smoke_run(
         raise SandboxError("validation", str(exc)) from None
 
 
-_PARSING = threading.Lock()  # CPython 3.11's ast.parse is not thread-safe (rungs run in threads)
+PARSING = threading.RLock()  # reentrant: a parse may call code that parses
+"""Held while this process parses a program: CPython 3.11's ``ast.parse`` is not thread-safe
+(a spurious SystemError, python/cpython#106905); rungs run in threads, and experiments on the
+Ray executor share a process. One lock for every parse here (the runner's too)."""
 
 
 @functools.lru_cache(maxsize=16)
 def _parsed_style(program_source: str) -> Style:
     """The contract's style of a program, parsed once: every rung's encode and decode asks,
     and parsing an 80 kB program costs 40 to 75 ms of the lab's CPU each time."""
-    with _PARSING:
+    with PARSING:
         return detect_style(ast.parse(program_source))
 
 
