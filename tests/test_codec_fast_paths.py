@@ -149,19 +149,31 @@ def _exhaustive_search(scope: dict, cur, ref, mb, rng, lam):
     return mv
 
 
-@pytest.mark.parametrize("mb,lam", [(16, 0.0), (16, 12.5), (8, 3.0), (4, 0.0), (8, 40.0)])
-def test_pruned_full_search_equals_the_exhaustive_scan(mb, lam):
-    """Successive elimination finds the exhaustive scan's vectors, ties (flat areas, where
-    many offsets cost the same) included."""
+@pytest.mark.parametrize(
+    "mb,lam,r",
+    [
+        (16, 0.0, 5),
+        (16, 12.5, 5),
+        (8, 3.0, 5),
+        (4, 0.0, 5),
+        (8, 40.0, 5),
+        (16, 2.0, 9),
+        (8, 0.0, 3),
+    ],
+)
+def test_pruned_full_search_equals_the_exhaustive_scan(mb, lam, r):
+    """Successive elimination, a row of offsets at a time, finds the exhaustive scan's
+    vectors, ties (flat areas, where many offsets of one row and of several cost the same)
+    included, with and without the half-resolution seed (ranges from 4)."""
     scope = ns(("motion", "full_search"))
-    rng = np.random.default_rng(mb + int(lam))
+    rng = np.random.default_rng(mb + int(lam) + r)
     ref = rng.random((48, 64)) * 255
     ref[:24, :32] = 90.0
     cur = np.roll(ref, (3, -2), axis=(0, 1)) + rng.normal(0, 4, ref.shape)
     cur[:16, :16] = 90.0  # flat on flat: equal costs, the first in scan order wins
     cur[32:, 40:] = rng.random((16, 24)) * 255  # no match anywhere
-    got = scope["motion_search"](cur, ref, mb, 5, lam)
-    assert np.array_equal(got, _exhaustive_search(scope, cur, ref, mb, 5, lam))
+    got = scope["motion_search"](cur, ref, mb, r, lam)
+    assert np.array_equal(got, _exhaustive_search(scope, cur, ref, mb, r, lam))
 
 
 def test_mv_walk_medians_equal_min_max_and_median_pred():
@@ -437,3 +449,15 @@ def test_intra_neighbours_of_the_common_kind_first_equal_each_kind_apart(intra):
     ):
         got = scope["intra_neighbours"](rec, ys, xs, b, cfg)
         assert np.array_equal(got, _neighbours_by_kind(scope, rec, ys, xs, b, cfg))
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_six_tap_of_paired_samples_equals_the_six_products(axis):
+    """The symmetric 6-tap filter summed in pairs (two products) equals the six taps."""
+    scope = ns(("subpel", "sixtap"))
+    a = np.random.default_rng(axis).integers(0, 256, (23, 19)).astype(np.int32)
+    n = a.shape[axis]
+    taps = (1, -5, 20, 20, -5, 1)
+    want = sum(t * np.take(a, np.arange(o, n - 5 + o), axis=axis) for o, t in enumerate(taps))
+    got = scope["six_tap"](a, axis)
+    assert got.dtype == np.int32 and np.array_equal(got, want)

@@ -16,12 +16,14 @@ def motion_search(cur, ref, mb, rng, lam):
     the first of equal costs winning. The pictures are 8-bit, so SADs are exact integers.
     Successive elimination keeps it exact at a fraction of the work: the sum over a block's
     quadrants of |current sum - reference sum| is at most its SAD, so an offset whose bound
-    already reaches the block's best cost so far, or exceeds its cost at a seed vector (the
-    better of (0, 0) and the same search at half resolution), cannot win; only the other
-    blocks' SADs are computed."""
+    already reaches the block's best cost in earlier rows of offsets, or exceeds its cost at
+    a seed vector (the better of (0, 0) and the same search at half resolution), cannot win;
+    only the other blocks' SADs are computed. A row of offsets (every dx of one dy) is taken
+    at once, its first least cost winning where it beats the earlier rows' best."""
     h, w = cur.shape
     pad = rng + 1
     nby, nbx = h // mb, w // mb
+    n = 2 * rng + 1
     c = np.clip(np.rint(cur), 0, 255).astype(np.uint8)
     rp = np.pad(np.clip(np.rint(ref), 0, 255).astype(np.uint8), pad, mode="edge")
     q = 2 if mb % 2 == 0 else 1
@@ -30,17 +32,23 @@ def motion_search(cur, ref, mb, rng, lam):
     # four |differences| summed unsigned: half the memory traffic of int32.
     kind, unsigned = (np.int16, np.uint16) if s * s * 255 < 2**15 else (np.int32, np.uint32)
     cur_sums = c.reshape(h // s, s, w // s, s).sum(axis=(1, 3), dtype=np.int32).astype(kind)
-    ref_sums = window_sums(rp, s).astype(kind)
+    at = window_sums(rp, s).astype(kind)[pad - rng :, pad - rng :]
+    st = at.strides
+    # [dy + rng, dx + rng, i, j]: the window sum at (pad + dy + i s, pad + dx + j s)
+    row_sums = np.lib.stride_tricks.as_strided(
+        at, (n, n, h // s, w // s), (st[0], st[1], s * st[0], s * st[1]), writeable=False
+    )
     blocks = to_blocks(c, mb).reshape(-1, mb, mb)
     windows = np.lib.stride_tricks.sliding_window_view(rp, (mb, mb))
     ys = np.repeat(np.arange(nby) * mb + pad, nbx)
     xs = np.tile(np.arange(nbx) * mb + pad, nby)
     comp = np.array([mv_bits(np.array(d)) for d in range(-rng, rng + 1)])
+    bits = lam * (comp[:, None] + comp[None, :])  # [dy + rng, dx + rng]
 
     def cost(idx, dy, dx):
         r, b = windows[ys[idx] + dy, xs[idx] + dx], blocks[idx]
         sad = (np.maximum(b, r) - np.minimum(b, r)).sum(axis=(1, 2), dtype=np.int64)
-        return sad + lam * (comp[dy + rng] + comp[dx + rng])
+        return sad + bits[dy + rng, dx + rng]
 
     every = np.arange(nby * nbx)
     upper = cost(every, 0, 0)
@@ -50,17 +58,23 @@ def motion_search(cur, ref, mb, rng, lam):
     best = np.full(nby * nbx, np.inf)
     mv = np.zeros((nby * nbx, 2), np.int64)
     for dy in range(-rng, rng + 1):
-        for dx in range(-rng, rng + 1):
-            y0, x0 = pad + dy, pad + dx
-            d = np.abs(cur_sums - ref_sums[y0 : y0 + h : s, x0 : x0 + w : s]).view(unsigned)
-            bits = lam * (comp[dy + rng] + comp[dx + rng])
-            bound = sum(d[i::q, j::q] for i in range(q) for j in range(q)).ravel() + bits
-            idx = np.flatnonzero((bound < best) & (bound <= upper))
-            if idx.size:
-                here = cost(idx, dy, dx)
-                better = here < best[idx]
-                best[idx[better]] = here[better]
-                mv[idx[better]] = (dy, dx)
+        d = np.abs(cur_sums - row_sums[dy + rng]).view(unsigned)
+        if q > 1:
+            d = d[:, 0::2] + d[:, 1::2]
+            d = d[:, :, 0::2] + d[:, :, 1::2]
+        bound = d.reshape(n, -1) + bits[dy + rng][:, None]
+        k, idx = np.nonzero((bound < best) & (bound <= upper))
+        if idx.size:
+            # each block's first least cost over this row's candidates (k: dx + rng)
+            touched, col = np.unique(idx, return_inverse=True)
+            table = np.full((n, touched.size), np.inf)
+            table[k, col] = cost(idx, dy, k - rng)
+            first = np.argmin(table, axis=0)
+            here = table[first, np.arange(touched.size)]
+            better = here < best[touched]
+            won = touched[better]
+            best[won] = here[better]
+            mv[won, 0], mv[won, 1] = dy, first[better] - rng
     return mv.reshape(nby, nbx, 2)
 
 

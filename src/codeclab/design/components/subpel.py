@@ -108,7 +108,9 @@ def subpel_config():
 
 
 def six_tap(a, axis):
-    """The half-sample filter along ``axis``, unscaled; the output is 5 samples shorter."""
+    """The half-sample filter along ``axis``, unscaled; the output is 5 samples shorter.
+    Symmetric taps: (s0 + s5) + 20 (s2 + s3) - 5 (s1 + s4), two products instead of four
+    (integers: the same sums in any order)."""
     n = a.shape[axis]
 
     def sl(o):
@@ -116,7 +118,14 @@ def six_tap(a, axis):
         idx[axis] = slice(o, n - 5 + o)
         return a[tuple(idx)]
 
-    return sl(0) - 5 * sl(1) + 20 * sl(2) + 20 * sl(3) - 5 * sl(4) + sl(5)
+    out = sl(2) + sl(3)
+    out *= 20
+    out += sl(0)
+    out += sl(5)
+    side = sl(1) + sl(4)
+    side *= 5
+    out -= side
+    return out
 
 
 def interpolate(p, s):
