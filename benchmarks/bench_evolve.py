@@ -13,8 +13,9 @@ per clip and averaged against both, experiments per hour and what the cascade st
 the screen, or after the full train set: no holdout encodes for a candidate that could not
 lead).
 Without it, on a small crop of the bundled sample (8 frames, the central 160x128) against
-x264, where holdout and train are the same clip. ``--minutes`` runs iterations (resuming the
-campaign) until the time is up. Every figure comes from the lab's own records.
+x264, where holdout and train are the same clip. ``--minutes`` proposes candidates until the
+time is up (the experiments running then finish). Every figure comes from the lab's own
+records.
 """
 
 from __future__ import annotations
@@ -92,24 +93,16 @@ def holdout(record, encoder: str) -> dict:
 
 
 def campaign(settings: Settings, clips: list[Clip], minutes: float | None, done) -> tuple:
-    """Run the campaign to ``settings.iterations``, or (``minutes``) one batch after another,
-    resuming it, until the time is up; the result and the wall time."""
+    """Run the campaign to ``settings.iterations`` or (``minutes``) until the time is up (no
+    candidate is proposed after it; those running then finish): the result and the wall
+    time."""
     store = ExperimentStore(settings.db_url)
     artifacts = LocalArtifactStore(settings.artifacts_dir)
-    callbacks = Callbacks(on_done=done)
     started = time.perf_counter()
-    if minutes is None:
-        return run_campaign(settings, clips, store, artifacts, callbacks=callbacks), (
-            time.perf_counter() - started
-        )
-    deadline, resume, iterations = started + minutes * 60, None, 0
-    while True:
-        iterations += settings.workers
-        step = settings.model_copy(update={"iterations": iterations})
-        result = run_campaign(step, clips, store, artifacts, resume_id=resume, callbacks=callbacks)
-        resume = result.campaign_id
-        if time.perf_counter() >= deadline or iterations >= settings.iterations:
-            return result, time.perf_counter() - started
+    deadline = started + minutes * 60 if minutes is not None else float("inf")
+    callbacks = Callbacks(on_done=done, keep_going=lambda: time.perf_counter() < deadline)
+    result = run_campaign(settings, clips, store, artifacts, callbacks=callbacks)
+    return result, time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,7 +54,12 @@ def launch_ms(launcher: isolate.Launcher) -> float:
 
 def evaluation_seconds(launcher: isolate.Launcher) -> float:
     with tempfile.TemporaryDirectory() as home:
-        settings = load_settings(home=Path(home), clips=[SAMPLE_CLIP], baselines=[])
+        settings = load_settings(
+            home=Path(home),
+            clips=[SAMPLE_CLIP],
+            baselines=[],
+            allow_weak_isolation=launcher.isolation == "weak",
+        )
         job = Job(
             source=SEED_PROGRAM.read_text(),
             name="intra_dct",
@@ -109,8 +114,9 @@ def main() -> int:
         return 0
     info = result["machine"]
     print(
-        f"machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, "
-        f"Python {info['python']}, {info['bwrap'] or 'no bubblewrap'}, uid {info['uid']}"
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['platform']}, "
+        f"Python {info['versions']['python']}, {info['bwrap'] or 'no bubblewrap'}, "
+        f"uid {info['uid']}"
     )
     if not probe.strong:
         print(f"strong isolation unavailable: {probe.reason}")

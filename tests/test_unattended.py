@@ -311,6 +311,34 @@ def run_one(tmp_path, task) -> tuple[ExperimentStore, dict, list[str]]:
     return store, records, said
 
 
+def held_back(designer, proposal, iteration, campaign_id, _, settings, *rest):
+    """Iteration 1 ends once the test lets it (a file), the others at once."""
+    deadline = time.monotonic() + 60
+    while iteration == 1 and not (settings.home / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _unfinished(proposal, designer, campaign_id, iteration, settings, "ok", "run", "")
+
+
+def test_a_worker_that_finishes_takes_the_next_job_while_another_still_runs(tmp_path):
+    """The pool hands each record back as its experiment ends: a campaign proposes the next
+    candidate then, instead of waiting for the slowest of a batch."""
+    settings = Settings(home=tmp_path / "lab")
+    settings.home.mkdir()
+    store = ExperimentStore(settings.db_url)
+    workers = Workers(2, task=held_back)
+    try:
+        for iteration, job in jobs(settings, "c1", [1, 2]).items():
+            workers.submit(iteration, job)
+        assert list(workers.next_done(store, print, lambda: None)) == [2]
+        workers.submit(3, jobs(settings, "c1", [3])[3])
+        assert list(workers.next_done(store, print, lambda: None)) == [3]
+        assert list(workers.running) == [1]  # still held back, all along
+        (settings.home / "go").touch()
+        assert list(workers.next_done(store, print, lambda: None)) == [1]
+    finally:
+        workers.close(abort=True)
+
+
 def test_an_experiment_saved_before_its_worker_died_is_not_run_or_saved_again(tmp_path):
     store, records, said = run_one(tmp_path, save_then_die)
     assert [r.iteration for r in store.list(campaign_id="c1")] == [1]

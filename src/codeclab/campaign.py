@@ -2,11 +2,15 @@
 
 The designer sees every finished experiment of the campaign (and the sources by hash) before
 it proposes the next program, so each proposal can learn from all results so far. With
-``workers > 1`` it proposes a batch, evaluated in parallel: by a local process pool, or, with
+``workers > 1`` that many experiments run at once, by a local process pool or, with
 ``executor = "ray"``, by threads of this process that each fan their experiment's rungs out
-as Ray tasks (:mod:`codeclab.executors`). Either way the designer stays here; a pool process
-saves the experiment it ran through its own store connection, and each experiment is saved
-once (a batch rerun after a lost worker keeps what the store already has).
+as Ray tasks (:mod:`codeclab.executors`); as soon as one ends, the designer, having seen it,
+proposes the next (asynchronously, as AlphaEvolve does: the evaluation cascade makes one
+experiment take 20 seconds and the next three minutes, and a batch would leave a worker
+idle while the slowest ran). Proposals so depend on the order experiments end in. The
+designer stays here; a pool process saves the experiment it ran through its own store
+connection, and each experiment is saved once (a rerun after a lost worker keeps what the
+store already has).
 
 A campaign holds a lock on its data directory (one campaign per directory at a time) and can
 be resumed after a crash: experiments are written whole or not at all, so the iterations
@@ -28,7 +32,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures as cf
-from concurrent.futures import Executor as Pool
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
@@ -252,6 +255,7 @@ class Callbacks:
     on_done: Callable[[ExperimentRecord], None] = lambda record: None
     on_wait: Callable[[str], None] = say_on_stderr  # a store is unreachable, or back
     on_fault: Callable[[str], None] = say_on_stderr  # a fault the lab rides out (a lost worker)
+    keep_going: Callable[[], bool] = lambda: True  # asked before each proposal (a time limit)
 
 
 def _job(
@@ -353,14 +357,59 @@ def run_campaign(
             executor.close()
 
 
-def _pool(settings: Settings, executor: Executor) -> Pool | Workers | None:
-    """Where a batch of experiments runs at once: local processes, each with its own store
-    connections; or, when the work goes to Ray, threads here that wait on their tasks."""
+def _pool(settings: Settings, executor: Executor) -> Workers | _Threads | _Inline:
+    """Where experiments run, ``workers`` at a time: local processes, each with its own
+    store connections; or, when the work goes to Ray, threads here that wait on their tasks;
+    or, with one worker, here, one after the other."""
     if settings.workers == 1:
-        return None
+        return _Inline()
     if executor.name == "local":
         return Workers(settings.workers)
-    return ThreadPoolExecutor(settings.workers, thread_name_prefix="experiment")
+    return _Threads(settings.workers)
+
+
+class _Inline:
+    """One worker: each experiment runs here as it is submitted."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, ExperimentRecord] = {}
+
+    def submit(self, iteration: int, job: tuple) -> None:
+        self.done[iteration] = evaluate_cascaded(*job)
+
+    def next_done(self, *_: object) -> dict[int, ExperimentRecord]:
+        """What ran since the last call (it ran at submit)."""
+        done, self.done = self.done, {}
+        return done
+
+    def close(self, *, abort: bool) -> None:
+        pass
+
+
+class _Threads:
+    """Threads of this process, each waiting on one experiment's Ray tasks."""
+
+    def __init__(self, size: int) -> None:
+        self.pool = ThreadPoolExecutor(size, thread_name_prefix="experiment")
+        self.running: dict[int, cf.Future] = {}
+
+    def submit(self, iteration: int, job: tuple) -> None:
+        self.running[iteration] = self.pool.submit(evaluate_cascaded, *job)
+
+    def next_done(
+        self, store: ExperimentStore, say: Callable[[str], None], tick: Callable[[], None]
+    ) -> dict[int, ExperimentRecord]:
+        """Wait until at least one experiment ends; the records of those that did (a lost Ray
+        worker is the executor's to retry: :class:`codeclab.executors.WorkerLost`)."""
+        while True:
+            ended, _ = cf.wait(self.running.values(), timeout=1.0, return_when=cf.FIRST_COMPLETED)
+            tick()
+            if ended:
+                done = [i for i, future in self.running.items() if future in ended]
+                return {i: self.running.pop(i).result() for i in done}
+
+    def close(self, *, abort: bool) -> None:
+        self.pool.shutdown(cancel_futures=True)
 
 
 def _worker_started(campaign_pid: int) -> None:
@@ -381,7 +430,9 @@ def _worker_started(campaign_pid: int) -> None:
 class Workers:
     """A campaign's local process pool, started again when a worker is lost (which breaks
     the pool: :class:`BrokenProcessPool`, and the pool ends its other workers). ``task``
-    takes ``_evaluate_in_worker``'s arguments and returns the experiment's record."""
+    takes ``_evaluate_in_worker``'s arguments and returns the experiment's record. Jobs are
+    submitted one at a time and collected as they end, so a worker that finishes early takes
+    the next candidate instead of waiting for the slowest of a batch."""
 
     def __init__(
         self, size: int, task: Callable[..., ExperimentRecord] = _evaluate_in_worker
@@ -389,6 +440,8 @@ class Workers:
         self.size = size
         self.task = task
         self.pool = self._start()
+        self.running: dict[int, tuple[cf.Future, tuple]] = {}
+        self.tries: dict[int, int] = {}
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs threads (progress display) that fork would copy
@@ -412,6 +465,11 @@ class Workers:
                     process.kill()
         self.pool.shutdown(cancel_futures=True)
 
+    def submit(self, iteration: int, job: tuple) -> None:
+        """Start ``job`` (``_evaluate_in_worker``'s arguments) as ``iteration``."""
+        self.tries[iteration] = self.tries.get(iteration, 0) + 1
+        self.running[iteration] = (self.pool.submit(self.task, *job), job)
+
     def run(
         self,
         jobs: dict[int, tuple],
@@ -419,7 +477,19 @@ class Workers:
         say: Callable[[str], None],
         tick: Callable[[], None],
     ) -> dict[int, ExperimentRecord]:
-        """Each job's record (``_evaluate_in_worker``'s arguments, by iteration).
+        """Each job's record, by iteration: :meth:`submit` each, then :meth:`next_done`
+        until all have ended."""
+        for iteration, job in jobs.items():
+            self.submit(iteration, job)
+        records: dict[int, ExperimentRecord] = {}
+        while self.running:
+            records |= self.next_done(store, say, tick)
+        return records
+
+    def next_done(
+        self, store: ExperimentStore, say: Callable[[str], None], tick: Callable[[], None]
+    ) -> dict[int, ExperimentRecord]:
+        """Wait until at least one running job ends; the records of those that did.
 
         When a worker is lost, the experiments the store has not got (a worker may have saved
         its experiment before it died) run again in a new pool, each up to
@@ -427,42 +497,58 @@ class Workers:
         every second while the pool works.
         """
         records: dict[int, ExperimentRecord] = {}
-        for tries in range(1, LOST_WORKER_TRIES + 1):
-            lost = self._gather(jobs, records, tick)
-            if not lost:
-                break
-            self.restart()
-            records |= _stored(store, jobs[lost[0]][3], lost)
-            again = [i for i in lost if i not in records]
-            if tries == LOST_WORKER_TRIES:
-                for i in again:
-                    records[i] = _lost(store, jobs[i])
-            elif again:
-                which = ", ".join(map(str, again))
-                say(
-                    "a pool worker was lost (killed, or out of memory: the lab's fault, not the "
-                    f"program's); the pool is started again and runs iteration {which} again"
-                )
+        while self.running and not records:
+            futures = [future for future, _ in self.running.values()]
+            done, _ = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+            tick()
+            if not done:
+                continue
+            lost = self._collect(records)
+            if lost:
+                records |= self._rerun(lost, store, say)
         return records
 
-    def _gather(
-        self, jobs: dict[int, tuple], records: dict[int, ExperimentRecord], tick: Callable
-    ) -> list[int]:
-        """Run the jobs without a record into ``records``; the iterations a lost worker took."""
-        running = {
-            i: self.pool.submit(self.task, *job) for i, job in jobs.items() if i not in records
-        }
-        waiting = set(running.values())
-        while waiting:
-            _, waiting = cf.wait(waiting, timeout=1.0)
-            tick()
-        lost = []
-        for iteration, future in running.items():
-            try:
-                records[iteration] = future.result()
-            except BrokenProcessPool:
-                lost.append(iteration)
+    def _collect(self, records: dict[int, ExperimentRecord]) -> dict[int, tuple]:
+        """Move the ended jobs' records into ``records``; the jobs a lost worker took (the
+        whole pool breaks then: every job still running is lost with it)."""
+        lost: dict[int, tuple] = {}
+        self._take(records, lost)
+        if lost:
+            self.restart()  # the broken pool's futures have all ended once it returns
+            self._take(records, lost)
+            lost |= {i: job for i, (_, job) in self.running.items()}
+            self.running.clear()
         return lost
+
+    def _take(self, records: dict[int, ExperimentRecord], lost: dict[int, tuple]) -> None:
+        for iteration, (future, job) in list(self.running.items()):
+            if future.done():
+                del self.running[iteration]
+                try:
+                    records[iteration] = future.result()
+                except BrokenProcessPool:
+                    lost[iteration] = job
+
+    def _rerun(
+        self, lost: dict[int, tuple], store: ExperimentStore, say: Callable[[str], None]
+    ) -> dict[int, ExperimentRecord]:
+        """The records of lost jobs that are final (saved before the worker died, or lost too
+        often); the others run again in the new pool."""
+        records = _stored(store, next(iter(lost.values()))[3], list(lost))
+        again = [i for i in lost if i not in records]
+        for i in again:
+            if self.tries[i] >= LOST_WORKER_TRIES:
+                records[i] = _lost(store, lost[i])
+        again = [i for i in again if i not in records]
+        if again:
+            which = ", ".join(map(str, again))
+            say(
+                "a pool worker was lost (killed, or out of memory: the lab's fault, not the "
+                f"program's); the pool is started again and runs iteration {which} again"
+            )
+            for i in again:
+                self.submit(i, lost[i])
+        return records
 
 
 def _stored(store: ExperimentStore, campaign_id: str, iterations: list[int]) -> dict:
@@ -546,16 +632,25 @@ def _campaign(
         result.experiments.append(record)
         calls.on_done(record)
 
+    def arguments(proposal: Proposal, iteration: int, seconds: float) -> tuple:
+        if isinstance(pool, Workers):
+            head = (designer.name, proposal, iteration, result.campaign_id, seconds)
+            return (*head, settings, clips, cascade(proposal))
+        return job(proposal, iteration, seconds), cascade(proposal)
+
+    running: dict[int, Proposal] = {}  # in flight, by iteration
     ended = False
     try:
-        while todo and not result.stopped:
-            batch, todo = todo[: settings.workers], todo[settings.workers :]
-            proposals = []
-            pending = dict(sources)
-            for iteration in batch:
+        while todo or running:
+            while todo and len(running) < settings.workers and not result.stopped:
+                if not calls.keep_going():
+                    todo = []
+                    break
+                iteration = todo.pop(0)
                 started = time.perf_counter()
                 # designers see train scores only: holdout clips are the leaderboard's
                 seen = [record.train_view() for record in result.experiments]
+                pending = sources | {f"pending-{i}": p.source for i, p in running.items()}
                 try:
                     proposal = designer.propose(seen, pending, iteration)
                     proposal = _repaired(designer, proposal, lambda p, i=iteration: job(p, i, 0.0))
@@ -570,32 +665,20 @@ def _campaign(
                     finish(record, source)
                     continue
                 proposal = _with_usage(proposal)
-                pending[f"pending-{iteration}"] = proposal.source
-                proposals.append((iteration, proposal, time.perf_counter() - started))
+                running[iteration] = proposal
                 calls.on_experiment(iteration, proposal.name)
-            if pool is None:
-                records = [evaluate_cascaded(job(p, i, t), cascade(p)) for i, p, t in proposals]
-            elif isinstance(pool, Workers):
-                jobs = {
-                    i: (designer.name, p, i, result.campaign_id, t, settings, clips, cascade(p))
-                    for i, p, t in proposals
-                }
-                done = pool.run(jobs, store, calls.on_fault, wait.relay)
-                records = [done[i] for i, _, _ in proposals]
-            else:
-                futures = [
-                    pool.submit(evaluate_cascaded, job(p, i, t), cascade(p))
-                    for i, p, t in proposals
-                ]
-                records = [future.result() for future in futures]
-            for (_, proposal, _), record in zip(proposals, records, strict=True):
-                finish(record, proposal.source)
+                pool.submit(
+                    iteration, arguments(proposal, iteration, time.perf_counter() - started)
+                )
+            if not running:
+                break
+            for iteration, record in sorted(
+                pool.next_done(store, calls.on_fault, wait.relay).items()
+            ):
+                finish(record, running.pop(iteration).source)
         ended = True
     finally:
-        if isinstance(pool, Workers):
-            pool.close(abort=not ended)  # Ctrl-C or an error: the running experiments end now
-        elif pool is not None:
-            pool.shutdown(cancel_futures=True)
+        pool.close(abort=not ended)  # Ctrl-C or an error: the running experiments end now
         close = getattr(designer, "close", None)
         if close:
             close()

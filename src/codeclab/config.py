@@ -137,13 +137,13 @@ class Settings(BaseSettings):
         "train clip first (0: off; it runs on test sets with a holdout)",
     )
     cascade_margin: float = Field(
-        5.0,
+        0.0,
         ge=0,
         description="a screened candidate goes on within this many BD-rate points "
-        "of its parent's screen figure",
+        "of its parent's screen figure (0: no worse than its parent there)",
     )
     holdout_margin: float | None = Field(
-        1.0,
+        0.5,
         ge=0,
         description="evaluation cascade: a candidate evaluated on the full train set goes on to "
         "the holdout clips within this many BD-rate points of the campaign's best train figure "
