@@ -17,15 +17,17 @@
    process: on a small machine the clients share the server's cores, and a full HTTP client
    (httpx, asyncio) spent 1.8 to 2.2 ms of CPU a request, this one 0.1 ms.
 
-Prints p50, p95 and max latency, the throughput, and the CPU time per request of the server
-processes and of the client per route (the goal: p95 under 100 ms with 20 clients and two
-server processes), and the machine; ``--json`` prints one JSON object instead.
+Prints p50, p95 and max latency, the throughput, the CPU time per request of the server
+processes and of the client, and how the clients' connections were spread over the server
+processes, per route (the goal: p95 under 100 ms with 20 clients and two server processes),
+and the machine; ``--json`` prints one JSON object instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -164,18 +166,52 @@ class Connection:
         self.writer.close()
 
 
-def server_cpu(pid: int) -> float:
-    """CPU seconds used so far by the process ``pid`` and its children (uvicorn's workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+def server_processes(pid: int) -> dict[int, list[str]]:
+    """The /proc stat fields (after the name) of the process ``pid`` and of its children
+    (uvicorn's workers), by process id."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
         if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+            found[int(stat.parent.name)] = fields
+    return found
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by the process ``pid`` and its children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(
+        (int(f[11]) + int(f[12])) / tick  # utime, stime
+        for f in server_processes(pid).values()
+    )
+
+
+def connections_by_process(pid: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each of the server's processes holds,
+    most first: uvicorn's workers share one listening socket, and the one that wakes first
+    accepts every connection waiting (20 of 20 in most runs here)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()  # local address, remote, state ("01": established), ...
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                established.add(f"socket:[{fields[9]}]")  # fields[9]: the socket's inode
+    held = []
+    for process in server_processes(pid):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            fds = list(Path(f"/proc/{process}/fd").iterdir())
+            held.append(sum(1 for fd in fds if _link(fd) in established))
+    return sorted((n for n in held if n), reverse=True)
+
+
+def _link(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
 
 
 async def load(
@@ -204,6 +240,7 @@ async def load(
     await asyncio.gather(*(one_client(c) for c in connections))
     wall = time.perf_counter() - started
     server_s, client_s = server_cpu(server) - cpu[0], time.process_time() - cpu[1]
+    spread = connections_by_process(server, urlsplit(base).port or 80)
     for connection in connections:
         connection.close()
     ms = sorted(1000 * t for t in latencies)
@@ -217,6 +254,7 @@ async def load(
         "per_second": round(len(ms) / wall, 1),
         "server_cpu_ms": round(1000 * server_s / len(ms), 2),
         "client_cpu_ms": round(1000 * client_s / len(ms), 2),
+        "connections_by_process": spread,
     }
 
 
@@ -264,7 +302,8 @@ def main() -> None:
             f"max {r['max_ms']:7.1f} ms  {r['per_second']:6.1f}/s  "
             f"CPU/request: server {r['server_cpu_ms']:5.2f} ms, "
             f"client {r['client_cpu_ms']:5.2f} ms  "
-            f"({r['requests']} requests, {r['failures']} failed)"
+            f"({r['requests']} requests, {r['failures']} failed; connections by server "
+            f"process {'/'.join(map(str, r['connections_by_process']))})"
         )
     print(f"machine: {report['machine']}")
 

@@ -60,18 +60,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from codeclab.errors import one_line
 from codeclab.record import (
-    Artifacts,
-    BaselineCurve,
-    BaselineRungRecord,
     BdRate,
-    ClipInfo,
     ExperimentRecord,
-    HoldoutGate,
-    PhaseRecord,
-    Reasoning,
-    RungResult,
-    Screen,
-    Target,
     utcnow,
 )
 from codeclab.store.outbox import Outbox, default_outbox_dir
@@ -317,6 +307,10 @@ RECORD_QUERIES = (
     ),
 )
 
+# how many experiments: the dashboard's version of what it shows, counted on every page
+# (built once: building the statement took as long as running it on 10,000 experiments)
+COUNT_ALL = select(func.count()).select_from(Summary)
+
 
 def _summary_rows(record: ExperimentRecord) -> list[Base]:
     """The summary row and holdout BD-rates written with ``record``."""
@@ -346,10 +340,6 @@ def _summary_rows(record: ExperimentRecord) -> list[Base]:
 
 def _rung_values(rung: Any) -> dict[str, Any]:
     return {name: getattr(rung, name) for name in RUNG_COLUMNS}
-
-
-def _bd_table(stored: dict[str, Any] | None) -> dict[str, dict[str, BdRate]]:
-    return {e: {m: BdRate(**b) for m, b in by.items()} for e, by in (stored or {}).items()}
 
 
 def _bd_json(table: dict[str, dict[str, BdRate]]) -> dict[str, Any]:
@@ -761,7 +751,9 @@ class ExperimentStore:
         if campaign_id:
             where.append(Summary.campaign_id == campaign_id)
         with self._errors("cannot read experiments"), self.engine.connect() as connection:
-            total = connection.scalar(select(func.count()).select_from(Summary).where(*where))
+            total = connection.scalar(
+                select(func.count()).select_from(Summary).where(*where) if where else COUNT_ALL
+            )
             if limit <= 0:  # a count alone (the dashboard's on every page): no page to build
                 return total or 0, []
             newest = (Summary.created_at.desc(), Summary.experiment_id.desc())
@@ -907,67 +899,73 @@ class ExperimentStore:
 
     @staticmethod
     def _to_record(row: Experiment) -> ExperimentRecord:
-        curves: dict[tuple[str, str], BaselineCurve] = {}
+        """The record from its rows, validated once as a whole: pydantic-core builds the
+        nested models (rungs, frames, curves) from plain values, a quarter faster than
+        building each one in Python (0.20 against 0.26 ms a record); the dashboard reads
+        one or two records a page."""
+        curves: dict[tuple[str, str], dict[str, Any]] = {}
         for b in row.baseline_rungs:
             curve = curves.setdefault(
                 (b.encoder, b.clip_sha256),
-                BaselineCurve(
-                    encoder=b.encoder,
-                    version=b.version,
-                    settings=b.settings,
-                    clip_sha256=b.clip_sha256,
-                    rungs=[],
-                ),
+                {
+                    "encoder": b.encoder,
+                    "version": b.version,
+                    "settings": b.settings,
+                    "clip_sha256": b.clip_sha256,
+                    "rungs": [],
+                },
             )
-            curve.rungs.append(BaselineRungRecord(**_rung_values(b), crf=b.crf))
-        baselines: dict[str, list[BaselineCurve]] = {}
+            curve["rungs"].append({**_rung_values(b), "crf": b.crf})
+        baselines: dict[str, list[dict[str, Any]]] = {}
         for (encoder, _), curve in curves.items():
             baselines.setdefault(encoder, []).append(curve)
-        return ExperimentRecord(
-            experiment_id=row.id,
-            campaign_id=row.campaign_id,
-            iteration=row.iteration,
-            status=row.status,
-            phase=row.phase,
-            error=row.error,
-            program_sha256=row.program_sha256,
-            program_name=row.program.name,
-            parent_sha256=row.program.parent_sha256,
-            designer=row.designer,
-            reasoning=Reasoning(**row.reasoning),
-            isolation=row.isolation,
-            source_bytes=row.source_bytes,
-            qualities=row.qualities,
-            clips=[ClipInfo(**c) for c in row.clips],
-            results=[
-                RungResult(
-                    **_rung_values(x),
-                    quality=x.quality,
-                    clip_sha256=x.clip_sha256,
-                    bitstream_sha256=x.bitstream_sha256,
-                    decoded_sha256=x.decoded_sha256,
-                    per_frame=x.per_frame,
-                )
-                for x in row.results
-            ],
-            baselines=baselines,
-            bd_rate=_bd_table(row.bd_rate),
-            bd_rate_train=_bd_table(row.bd_rate_train),
-            bd_rate_holdout=_bd_table(row.bd_rate_holdout),
-            bd_rate_wide=_bd_table(row.bd_rate_wide),
-            test_set=row.test_set,
-            holdout_is_train=bool(row.holdout_is_train),
-            stage=row.stage,
-            screen=Screen(**row.screen) if row.screen else None,
-            gate=HoldoutGate(**row.gate) if row.gate else None,
-            target=Target(**row.target) if row.target else None,
-            phases=[
-                PhaseRecord(name=p.name, status=p.status, seconds=p.seconds, error=p.error)
-                for p in row.phases
-            ],
-            artifacts=Artifacts(**row.artifacts),
-            versions=row.versions,
-            created_at=row.created_at,
+        return ExperimentRecord.model_validate(
+            {
+                "experiment_id": row.id,
+                "campaign_id": row.campaign_id,
+                "iteration": row.iteration,
+                "status": row.status,
+                "phase": row.phase,
+                "error": row.error,
+                "program_sha256": row.program_sha256,
+                "program_name": row.program.name,
+                "parent_sha256": row.program.parent_sha256,
+                "designer": row.designer,
+                "reasoning": row.reasoning,
+                "isolation": row.isolation,
+                "source_bytes": row.source_bytes,
+                "qualities": row.qualities,
+                "clips": row.clips,
+                "results": [
+                    {
+                        **_rung_values(x),
+                        "quality": x.quality,
+                        "clip_sha256": x.clip_sha256,
+                        "bitstream_sha256": x.bitstream_sha256,
+                        "decoded_sha256": x.decoded_sha256,
+                        "per_frame": x.per_frame,
+                    }
+                    for x in row.results
+                ],
+                "baselines": baselines,
+                "bd_rate": row.bd_rate or {},
+                "bd_rate_train": row.bd_rate_train or {},
+                "bd_rate_holdout": row.bd_rate_holdout or {},
+                "bd_rate_wide": row.bd_rate_wide or {},
+                "test_set": row.test_set,
+                "holdout_is_train": bool(row.holdout_is_train),
+                "stage": row.stage,
+                "screen": row.screen or None,
+                "gate": row.gate or None,
+                "target": row.target or None,
+                "phases": [
+                    {"name": p.name, "status": p.status, "seconds": p.seconds, "error": p.error}
+                    for p in row.phases
+                ],
+                "artifacts": row.artifacts,
+                "versions": row.versions,
+                "created_at": row.created_at,
+            }
         )
 
 

@@ -8,6 +8,7 @@ Everything that came from a program or a model is escaped (Jinja2 autoescape).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,8 +48,17 @@ with 2 or 4 threads). A few threads still overlap what waits (a remote store, fi
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The thread limit; and the objects the process holds once started (modules, the app,
+    SQLAlchemy's and Pydantic's machinery: some 165,000) frozen out of the garbage
+    collector's sight: each full collection walked them all, 150 to 190 ms in which the
+    process answered nothing, every few hundred comparisons (whose figures make many
+    short-lived objects)."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-    yield
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # another app of this process (a test's) may be collected again
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -89,9 +89,11 @@ class FrameSeries(BaseModel):
     rungs: list[FrameRung]
 
 
+MEASURED = tuple(name for name in RdPoint.model_fields if name not in ("quality", "crf"))
+
+
 def _point(rung: Rung, **setting: int) -> RdPoint:
-    measured = RdPoint.model_fields.keys() - {"quality", "crf"}
-    return RdPoint(**{name: getattr(rung, name) for name in measured}, **setting)
+    return RdPoint(**{name: getattr(rung, name) for name in MEASURED}, **setting)
 
 
 def experiment_series(rungs: list[RungResult], name: str) -> RdSeries:
