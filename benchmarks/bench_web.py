@@ -191,8 +191,9 @@ def server_cpu(pid: int) -> float:
 
 def connections_by_process(pid: int, port: int) -> list[int]:
     """How many established connections to ``port`` each of the server's processes holds,
-    most first: uvicorn's workers share one listening socket, and the one that wakes first
-    accepts every connection waiting (20 of 20 in most runs here)."""
+    most first: the kernel spreads them over the processes' own listening sockets
+    (``codeclab.web.serving``); with uvicorn's shared socket, the process that woke first
+    accepted every connection waiting (20 of 20 in most runs here)."""
     established = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:

@@ -847,11 +847,11 @@ def serve(
     err.print(f"dashboard on http://{host}:{port}/ (data in {settings.home})")
     if workers == 1:
         uvicorn.run(application, host=host, port=port)
-    else:  # each process builds the app from the same configuration
-        uvicorn.run(
-            "codeclab.web.app:from_configuration",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-        )
+        return
+    from codeclab.web import serving
+
+    with user_errors():  # each process builds the app from the same configuration
+        try:
+            serving.serve(host, port, workers)
+        except RuntimeError as exc:
+            raise fail(str(exc)) from None
