@@ -148,13 +148,21 @@ def bilinear_up_8bit(g, s, out):
     """:func:`bilinear_up` of 8-bit samples ``g`` (int16) into ``out``: each phase's weighted
     sum is an integer below 2^15, so rows then columns in int16 give the very sums of the
     float64 formula, at a quarter of its traffic, and with s a power of two their division
-    by s^2 is exact in float32 as in float64: the very values."""
-    sums = np.empty(out.shape, np.int16)
-    for fx in range(s):
-        rows = (s - fx) * g[:, :-1] + fx * g[:, 1:]
-        for fy in range(s):
-            sums[fy::s, fx::s] = (s - fy) * rows[:-1] + fy * rows[1:]
-    return np.divide(sums, s * s, out=out, dtype=np.float32)
+    by s^2 is exact in float32 as in float64: the very values. The column phases come
+    side by side in one array (sample j's s phases at j s .. j s + s - 1, the plane's own
+    column order), so each row phase is whole rows of ``out``, written in order."""
+    h, w = g.shape[0] - 1, g.shape[1] - 1
+    f = np.arange(s, dtype=np.int16)
+    cols = np.multiply(g[:, :-1, None], s - f)  # (h + 1, w, s): the column phases
+    cols += g[:, 1:, None] * f
+    cols = cols.reshape(h + 1, w * s)
+    phase = out.reshape(h, s, w * s)
+    sums = np.empty((h, w * s), np.int16)
+    for fy in range(s):
+        np.multiply(cols[:-1], s - fy, out=sums)
+        sums += fy * cols[1:]
+        np.divide(sums, s * s, out=phase[:, fy], dtype=np.float32)
+    return out
 
 
 def bilinear_at(p, ry, rx, b, s):
@@ -384,25 +392,101 @@ def block_mask(coded, mbk, b):
     return to_blocks(pixels, b).any(axis=(2, 3)).reshape(-1)
 
 
+# inter_costs' latest prediction of each plane at each block size and precision ((k, b, s):
+# (reference plane, field, plane)) and its latest costs with a residual ([src, ref, sizes,
+# field, dist, bits, recs]).
+INTER_PREDS = {}
+INTER_COSTS = []
+
+
 def inter_costs(src, ref, field, cfg, residual=True, recs=None):
     """Per macroblock: distortion (SSD over Y, U, V) of predicting with vector ``field``
     and, with ``residual``, coding the residual; and its estimated bits (for decisions).
-    ``recs``, a list, receives the reconstructed planes."""
-    mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
-    preds = [
-        motion_compensate(ref[k], field, mb if k == 0 else mb // 2, s if k == 0 else 2 * s, k == 0)
-        for k in range(3)
-    ]
-    return prediction_costs(src, preds, cfg, 1.0, residual, recs)
+    ``recs``, a list, receives the reconstructed planes (never write to them). A P
+    picture's skip and split decisions cost the same coded field twice (the second call is
+    the first's result) and inherited fields that differ in a few blocks (only those are
+    compensated again)."""
+    sizes = (int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"]), int(cfg["BLOCK_SIZE"]))
+    memo = INTER_COSTS[0] if INTER_COSTS else None
+    if residual and memo and memo[0] is src and memo[1] is ref and memo[2] == sizes:
+        if np.array_equal(memo[3], field):
+            if recs is not None:
+                recs.extend(memo[6])
+            return memo[4].copy(), memo[5].copy()
+    if not residual and recs is None:
+        dist = motion_distortion(src, (ref,), (field,), sizes[:2], INTER_SSD)
+        return dist, np.zeros(dist.shape)
+    preds = [inter_prediction(ref[k], field, k, sizes) for k in range(3)]
+    if not residual:
+        return prediction_costs(src, preds, cfg, 1.0, residual, recs)
+    made = []
+    dist, bits = prediction_costs(src, preds, cfg, 1.0, residual, made)
+    for plane in made:
+        plane.flags.writeable = False
+    INTER_COSTS[:] = [[src, ref, sizes, field.copy(), dist.copy(), bits.copy(), made]]
+    if recs is not None:
+        recs.extend(made)
+    return dist, bits
+
+
+# inter_costs' latest [src, references, sizes, fields, per-macroblock SSD of each plane].
+INTER_SSD = []
+
+
+def motion_distortion(src, refs, fields, sizes, memo):
+    """Per macroblock: SSD over Y, U, V of predicting from ``refs`` with vectors ``fields``
+    (one of each, or two: the average of both predictions, as DIRECT) (sizes: block size,
+    vector precision). A macroblock's SSD depends on its own vectors: from ``memo``'s (a
+    list, the latest call's), only those of the macroblocks whose vectors differ are
+    computed (8-bit samples and their interpolations, multiples of 1/128, square and sum
+    exactly in any order)."""
+    last = memo[0] if memo else None
+    same = last and len(last[1]) == len(refs) and all(a is b for a, b in zip(last[1], refs))
+    if same and last[0] is src and last[2] == sizes:
+        ys, xs = np.nonzero(np.any([(f != g).any(axis=2) for f, g in zip(fields, last[3])], axis=0))
+        ssd = [plane.copy() for plane in last[4]]
+    else:
+        ys, xs = np.nonzero(np.ones(fields[0].shape[:2], bool))
+        ssd = [np.zeros(fields[0].shape[:2]) for _ in range(3)]
+    if ys.size:
+        for k in range(3):
+            mb, s = (sizes[0], sizes[1]) if k == 0 else (sizes[0] // 2, 2 * sizes[1])
+            each = [
+                compensate_blocks(r[k], f[ys, xs], ys * mb, xs * mb, mb, s, k == 0)
+                for r, f in zip(refs, fields)
+            ]
+            pred = each[0] if len(each) == 1 else (each[0].astype(float) + each[1]) / 2
+            ssd[k][ys, xs] = ((to_blocks(src[k], mb)[ys, xs] - pred) ** 2).sum(axis=(1, 2))
+    memo[:] = [[src, refs, sizes, [f.copy() for f in fields], ssd]]
+    dist = np.zeros(fields[0].shape[:2])
+    for plane in ssd:  # Y, U, V: the order prediction_costs adds them in
+        dist += plane
+    return dist
+
+
+def inter_prediction(ref, field, k, sizes):
+    """Plane ``k``'s prediction from ``ref`` with vectors ``field`` (see
+    :func:`inter_costs`): from the latest one of the same reference and block size, only
+    the blocks whose vectors differ are computed."""
+    mb, s = sizes[0] if k == 0 else sizes[0] // 2, sizes[1] if k == 0 else 2 * sizes[1]
+    last = INTER_PREDS.get((k, mb, s))
+    last = last[1:] if last and last[0] is ref else None
+    plane = motion_compensate(ref, field, mb, s, k == 0, last)
+    plane.flags.writeable = False
+    INTER_PREDS[k, mb, s] = (ref, field.copy(), plane)
+    return plane
 
 
 def prediction_costs(src, preds, cfg, step_ratio, residual=True, recs=None):
     """Per macroblock: SSD over Y, U, V of the prediction planes ``preds`` (and, with
     ``residual``, of coding the residual at the step times ``step_ratio``) and the residual's
-    estimated bits; ``recs``, a list, receives the reconstructed planes."""
+    estimated bits; ``recs``, a list, receives the reconstructed planes. Each macroblock's
+    residual is coded on its own, so a plane goes in bands of rows of about BAND_BLOCKS
+    blocks, each band's intermediate planes still in the cache when the next step reads
+    them."""
     b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
-    m, zz = transform_matrix(b), zigzag(b)
-    unzz = np.argsort(zz)
+    zz = zigzag(b)
+    bases = (transform_matrix(b), zz, np.argsort(zz))
     shape = (src[0].shape[0] // mb, src[0].shape[1] // mb)
     dist = np.zeros(shape)
     bits = np.zeros(shape)
@@ -412,16 +496,42 @@ def prediction_costs(src, preds, cfg, step_ratio, residual=True, recs=None):
         if residual:
             step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * step_ratio
             steps = quant_steps(b, step, cfg)
-            blocks = to_blocks(src[k] - pred, b)
-            nbx = blocks.shape[1]
-            coef = estimate_transform(blocks, m).reshape(-1, b * b)[:, zz]
-            lv = quantise(coef, steps, False, cfg)
-            rec = pred + inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
-            bits += tile_rate(level_rate(lv), nbx, b, mbk)
-        dist += per_tile((src[k] - rec) ** 2, mbk)
+            rec = np.empty(pred.shape)
+            unit = max(b, mbk)  # rows of whole blocks and whole macroblocks
+            per_unit = (pred.shape[1] // b) * (unit // b)
+            for lo, hi in bands(pred.shape[0] // unit, -(-BAND_BLOCKS // per_unit)):
+                y, rows = lo * unit, (hi - lo) * unit
+                band, tiles = slice(y, y + rows), slice(y // mbk, (y + rows) // mbk)
+                lv, rec[band] = residual_band(src[k][band], pred[band], b, bases, steps, cfg)
+                bits[tiles] += tile_rate(level_rate(lv), pred.shape[1] // b, b, mbk)
+                dist[tiles] += per_tile((src[k][band] - rec[band]) ** 2, mbk)
+        else:
+            dist += per_tile((src[k] - rec) ** 2, mbk)
         if recs is not None:
             recs.append(rec)
     return dist, bits
+
+
+# Blocks per band of prediction_costs (at least a few hundred: a matrix product of fewer
+# rows may take another path in BLAS, with other rounding).
+BAND_BLOCKS = 2048
+
+
+def bands(count, size):
+    """Rows 0..count-1 in runs (lo, hi) of at least ``size`` rows, as even as can be (one
+    run below twice ``size``: a small picture is one band, and no band is a small rest)."""
+    n = max(1, count // max(1, size))
+    return [(i * count // n, (i + 1) * count // n) for i in range(n)]
+
+
+def residual_band(src, pred, b, bases, steps, cfg):
+    """Encoder: the levels (blocks, b * b) of the residual ``src`` - ``pred`` (rows of whole
+    b x b blocks) transformed (bases: the matrix, zig-zag order and its inverse) and
+    quantised at ``steps``, and the reconstruction they give."""
+    m, zz, unzz = bases
+    coef = estimate_transform(to_blocks(src - pred, b), m).reshape(-1, b * b)[:, zz]
+    lv = quantise(coef, steps, False, cfg)
+    return lv, pred + inverse_plane(dequantise(lv, steps), m, b, unzz, pred.shape)
 
 
 def settle(chosen, costs, other):
@@ -518,10 +628,11 @@ def intra_plane(src, levels, modes, shape, b, steps, cfg, rec=None, mask=None, s
                 ctx = mode_contexts(modes.reshape(nby, nbx), todo, bys, bxs, preds.shape[1])
                 bits = np.log2(stats.sum(axis=1)[ctx, None] / stats[ctx])
             modes[idx], levels[idx] = intra_choice(blk, preds, m, zz, steps, cfg, bits)
-            if stats is not None:
-                np.add.at(stats, (ctx, modes[idx]), 1.0)
+            if stats is not None:  # counts: whole numbers, added in any order the same
+                seen = np.bincount(ctx * stats.shape[1] + modes[idx], minlength=stats.size)
+                stats += seen.reshape(stats.shape)
         mode = modes[idx]
-        if mode.min() < 0 or mode.max() >= preds.shape[1]:
+        if not encoding and (mode.min() < 0 or mode.max() >= preds.shape[1]):
             raise ValueError("bad intra mode")
         chosen = preds[np.arange(n), mode]
         if encoding:
@@ -638,23 +749,43 @@ def intra_mb_costs(cfg, src, near, ratio, lam):
     of the levels and the mode; quantising every mode would cost four times as much),
     predicted from planes ``near``: the picture's reconstruction does not exist yet, its
     best inter reconstruction stands in (its coding noise included, which the source would
-    leave out and so favour intra)."""
+    leave out and so favour intra). A block's cost depends on its own samples and
+    neighbours alone, so the blocks go in bands of rows of about INTRA_MB_BAND blocks: the
+    candidates of a band stay in the cache (a 720p plane's are 30 MB)."""
     b, mb = int(cfg["BLOCK_SIZE"]), int(cfg["MB_SIZE"])
-    m, zz = transform_matrix(b), zigzag(b)
-    mode_bits = math.log2(max(1, int(cfg.get("INTRA_MODES", 1))))
     cost = np.zeros((src[0].shape[0] // mb, src[0].shape[1] // mb))
     for k in range(3):
-        plane = src[k]
         step = (cfg["STEP_Y"] if k == 0 else cfg["STEP_C"]) * ratio
-        steps = quant_steps(b, step, cfg)
-        nby, nbx = plane.shape[0] // b, plane.shape[1] // b
-        bys, bxs = np.divmod(np.arange(nby * nbx), nbx)
-        preds = intra_neighbours(near[k], bys, bxs, b, cfg)
-        flat = least_satd(to_blocks(plane, b).reshape(-1, 1, b, b) - preds, m, zz)
-        lv = quantise(flat, steps, True, cfg)
-        j = ((flat - dequantise(lv, steps)) ** 2).sum(axis=1) + lam * (level_rate(lv) + mode_bits)
+        nby, nbx = src[k].shape[0] // b, src[k].shape[1] // b
+        j = np.concatenate(
+            [
+                intra_block_costs(cfg, src[k], near[k], lo, hi, step, lam)
+                for lo, hi in bands(nby, -(-INTRA_MB_BAND // nbx))
+            ]
+        )
         cost += per_tile(j.reshape(nby, nbx), (mb if k == 0 else mb // 2) // b)
     return cost
+
+
+# Blocks per band of intra_mb_costs (at least a few hundred: a matrix product of fewer rows
+# may take another path in BLAS, with other rounding).
+INTRA_MB_BAND = 2048
+
+
+def intra_block_costs(cfg, plane, near, y0, y1, step, lam):
+    """Encoder: :func:`intra_mb_costs`' D + lam R of each b x b block of ``plane`` in block
+    rows y0..y1-1, in raster order."""
+    b = int(cfg["BLOCK_SIZE"])
+    m, zz = transform_matrix(b), zigzag(b)
+    steps = quant_steps(b, step, cfg)
+    mode_bits = math.log2(max(1, int(cfg.get("INTRA_MODES", 1))))
+    nbx = plane.shape[1] // b
+    bys, bxs = np.divmod(np.arange(y0 * nbx, y1 * nbx), nbx)
+    preds = intra_neighbours(near, bys, bxs, b, cfg)
+    own = to_blocks(plane[y0 * b : y1 * b], b).reshape(-1, 1, b, b)
+    flat = least_satd(np.subtract(own, preds, out=preds), m, zz)
+    lv = quantise(flat, steps, True, cfg)
+    return ((flat - dequantise(lv, steps)) ** 2).sum(axis=1) + lam * (level_rate(lv) + mode_bits)
 
 
 def least_satd(residuals, m, zz):
@@ -826,11 +957,31 @@ def residual_levels(cfg, coder, kind, res, mask, b, step, shape):
     steps = quant_steps(b, step, cfg)
     count, row = len(mask), shape[1] // b
     if res is not None:
-        lv = quantise(transform_plane(res, m, b, zz)[0], steps, False, cfg) * mask[:, None]
+        lv = plane_levels(res, b, step, cfg) * mask[:, None]
         coder.levels(kind, lv, count, b * b, row, mask)
     else:
         lv = coder.levels(kind, None, count, b * b, row, mask)
     return inverse_plane(dequantise(lv, steps), m, b, np.argsort(zz), shape)
+
+
+# plane_levels' latest residual plane and its levels by (block size, step).
+PLANE_LEVELS = []
+
+
+def plane_levels(res, b, step, cfg):
+    """Encoder: the quantised levels (blocks, b * b in zig-zag order) of every b x b block of
+    residual plane ``res`` at ``step`` (never write to them). The transform size choice
+    quantises the luma residual at both sizes, and coding it quantises the same again: the
+    latest plane's are kept."""
+    if not PLANE_LEVELS or PLANE_LEVELS[0] is not res:
+        PLANE_LEVELS[:] = [res, {}]
+    known = PLANE_LEVELS[1]
+    if (b, step) not in known:
+        m, zz = transform_matrix(b), zigzag(b)
+        lv = quantise(transform_plane(res, m, b, zz)[0], quant_steps(b, step, cfg), False, cfg)
+        lv.flags.writeable = False
+        known[b, step] = lv
+    return known[b, step]
 
 
 def small_transform_choice(cfg, res, coded, step):
@@ -841,8 +992,8 @@ def small_transform_choice(cfg, res, coded, step):
     for b in (int(cfg["BLOCK_SIZE"]), int(cfg["SMALL_BLOCK"])):
         m, zz = transform_matrix(b), zigzag(b)
         steps = quant_steps(b, step, cfg)
-        coef, nbx = transform_plane(res, m, b, zz)
-        lv = quantise(coef, steps, False, cfg)
+        nbx = res.shape[1] // b
+        lv = plane_levels(res, b, step, cfg)
         rec = inverse_plane(dequantise(lv, steps), m, b, np.argsort(zz), res.shape)
         lam = float(cfg["TX_LAMBDA"]) * step * step
         cost.append(per_tile((res - rec) ** 2, mb) + lam * tile_rate(level_rate(lv), nbx, b, mb))
@@ -953,21 +1104,14 @@ def bipred_planes(past, future, fields, mode, cfg):
     return bipred_mix(bipred_refs(past, future, fields, cfg), mode, cfg)
 
 
-def bipred_refs(past, future, fields, cfg, memo=None):
-    """The forward and backward prediction of each plane with vectors ``fields``. ``memo``
-    (a dict; encoder, the same anchors each call) keeps the last call's, of which only the
-    blocks whose vectors changed are recomputed."""
+def bipred_refs(past, future, fields, cfg):
+    """The forward and backward prediction of each plane with vectors ``fields``."""
     mb, s = int(cfg["MB_SIZE"]), int(cfg["MV_SCALE"])
     out = []
     for k in range(3):
         mbk, sk = (mb, s) if k == 0 else (mb // 2, 2 * s)
-        pair = []
-        for d, ref in enumerate((past, future)):
-            last = None if memo is None else memo.get((k, d))
-            pair.append(motion_compensate(ref[k], fields[d], mbk, sk, k == 0, last))
-            if memo is not None:
-                memo[k, d] = (fields[d], pair[-1])
-        out.append(tuple(pair))
+        pair = zip((past, future), fields)
+        out.append(tuple(motion_compensate(r[k], f, mbk, sk, k == 0) for r, f in pair))
     return out
 
 
@@ -1031,10 +1175,9 @@ def bipred_decide(cfg, src, past, future, ratio):
         current = np.where(direct, 3, mode)
         finals = [mv_walk(bipred_used(current, d) * 1, mv=f)[0] for d, f in enumerate(fields)]
         inherited = [median_pred(f) for f in finals]
-        planes = bipred_mix(bipred_refs(past, future, inherited, cfg, memo), each * 3, cfg)
-        return prediction_costs(src, planes, cfg, 1.0, residual=False)[0] + lam_d
+        return motion_distortion(src, (past, future), inherited, (mb, s), memo) + lam_d
 
-    memo = {}
+    memo = []
     direct = np.zeros(mode.shape, bool)
     for _ in range(3):
         direct = direct_costs(direct) < coded + lam_d
@@ -1069,13 +1212,26 @@ def scene_error(cur, prev, rng=6, b=8):
     h, w = cur.shape
     p = np.pad(prev, rng, mode="edge")
     best = np.full((h // b, w // b), np.inf)
+    c, q, total, unit = cur, p, None, 1.0
+    if sixteenths(cur) and sixteenths(p):  # exact integer SADs of int16 sixteenths, / 16
+        c, q = (np.rint(a * 16).astype(np.int16) for a in (cur, p))
+        total, unit = np.int32, 16.0
     for dy in range(2 * rng + 1):
         for dx in range(2 * rng + 1):
-            sad = np.abs(cur - p[dy : dy + h, dx : dx + w]).reshape(h // b, b, w // b, b)
-            best = np.minimum(best, sad.sum(axis=(1, 3)))
+            sad = np.abs(c - q[dy : dy + h, dx : dx + w]).reshape(h // b, b, w // b, b)
+            best = np.minimum(best, sad.sum(axis=(1, 3), dtype=total))
+    best /= unit
     blocks = cur.reshape(h // b, b, w // b, b)
     flat = np.abs(blocks - blocks.mean(axis=(1, 3), keepdims=True)).sum()
     return best.sum() / max(flat, 1.0)
+
+
+def sixteenths(a):
+    """Whether every sample of ``a`` is a multiple of 1/16 in 0..255 (4 x 4 means of 8-bit
+    samples): then as int16 sixteenths, sums of a few thousand of them exact in int32 and
+    in float64 alike."""
+    in_range = bool(a.size) and 0 <= a.min() and a.max() <= 255
+    return in_range and np.array_equal(np.rint(a * 16), a * 16)
 
 
 def scene_cuts(frames, cfg):

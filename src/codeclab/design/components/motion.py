@@ -33,11 +33,9 @@ def motion_search(cur, ref, mb, rng, lam):
     kind, unsigned = (np.int16, np.uint16) if s * s * 255 < 2**15 else (np.int32, np.uint32)
     cur_sums = c.reshape(h // s, s, w // s, s).sum(axis=(1, 3), dtype=np.int32).astype(kind)
     at = window_sums(rp, s).astype(kind)[pad - rng :, pad - rng :]
-    st = at.strides
     # [dy + rng, dx + rng, i, j]: the window sum at (pad + dy + i s, pad + dx + j s)
-    row_sums = np.lib.stride_tricks.as_strided(
-        at, (n, n, h // s, w // s), (st[0], st[1], s * st[0], s * st[1]), writeable=False
-    )
+    span = ((h // s - 1) * s + 1, (w // s - 1) * s + 1)
+    row_sums = np.lib.stride_tricks.sliding_window_view(at, span)[:n, :n, ::s, ::s]
     blocks = to_blocks(c, mb).reshape(-1, mb, mb)
     windows = np.lib.stride_tricks.sliding_window_view(rp, (mb, mb))
     ys = np.repeat(np.arange(nby) * mb + pad, nbx)

@@ -70,14 +70,16 @@ def rd_end_of_block(coef, q, steps, lam, rows=None):
         rows = np.flatnonzero(out[:, 1:].any(axis=1))
     c, ql = coef.reshape(-1, n)[rows], out[rows]
     kept = (c - ql * steps) ** 2 + lam * fast_level_bits(ql)
-    zero = np.zeros((len(c), 1))
-    cost = np.concatenate([zero, np.cumsum(kept[:, 1:], axis=1)], axis=1) + np.concatenate(
-        [np.cumsum((c[:, 1:] ** 2)[:, ::-1], axis=1)[:, ::-1], zero], axis=1
-    )
-    valid = np.concatenate([np.ones((len(c), 1), bool), ql[:, 1:] != 0], axis=1)
-    cost[~valid] = np.inf
+    # cost[:, e] = kept's sum before e + the zeroed squares' sum from e on, the sums written
+    # in place (the same sums, in the same order, as joining them to a column of zeros)
+    cost = np.empty(c.shape)
+    cost[:, 0] = 0.0
+    np.cumsum(kept[:, 1:], axis=1, out=cost[:, 1:])
+    tail = np.cumsum((c[:, :0:-1] ** 2), axis=1)
+    cost[:, :-1] += tail[:, ::-1]
+    cost[:, 1:][ql[:, 1:] == 0] = np.inf
     end = np.argmin(cost, axis=1) + 1
-    ql[np.arange(n)[None, :] >= end[:, None]] = 0
+    ql[np.arange(n) >= end[:, None]] = 0
     out[rows] = ql
     return out.reshape(shape)
 '''
@@ -144,16 +146,19 @@ def quantise(coef, steps, intra, cfg):
     # floor(|c| / step + 0.5) > 0 exactly where |c| / step is at least the double below 0.5
     # (that one's sum rounds up to 1), so one compare instead of an add and a floor (a NaN,
     # which floors to a nonzero, counts too: it is not below)
-    some = np.flatnonzero(~(np.abs(coef) / steps < ROUNDS_UP))
+    ratio = np.abs(coef)
+    np.divide(ratio, steps, out=ratio)
+    some = np.flatnonzero(~(ratio < ROUNDS_UP))
     q = np.zeros(coef.shape, np.int64)
     if not some.size:
         return q
-    st = np.broadcast_to(steps, (n,))[some % n]
+    col = some % n
+    st = np.broadcast_to(steps, (n,))[col]
     c = coef.reshape(-1)[some]
     a = np.abs(c)
     top = np.floor(a / st + 0.5)
     lower = top - 1
-    cost = [(a - m * st) ** 2 + lam * fast_level_bits(m) for m in (top, lower)]
+    cost = [(a - m * st) ** 2 + lam * bits for m, bits in zip((top, lower), rounded_bits(top))]
     cost.append(a**2 + lam)  # the level 0: one bit
     # the first of the least costs, as argmin over (round, round - 1, 0) takes it
     first = (cost[0] <= cost[1]) & (cost[0] <= cost[2])
@@ -161,9 +166,18 @@ def quantise(coef, steps, intra, cfg):
     q.reshape(-1)[some] = np.where(c < 0, -mags, mags)
     if lam <= 0:
         return q
-    after_dc = some[(some % n > 0) & (q.reshape(-1)[some] != 0)] // n
+    after_dc = some[(col > 0) & (mags != 0)] // n
     rows = after_dc[np.r_[True, after_dc[1:] != after_dc[:-1]]] if after_dc.size else after_dc
     return rd_end_of_block(coef, q, steps, lam, rows)
+
+
+def rounded_bits(top):
+    \"\"\":func:`fast_level_bits` of the rounded magnitudes ``top`` (each at least 1) and of
+    one less, from one index array.\"\"\"
+    if top.size and top.max() >= len(LEVEL_BITS):
+        return level_bits(top), level_bits(top - 1)
+    t = top.astype(np.int64)
+    return LEVEL_BITS[t], LEVEL_BITS[t - 1]
 """
     + _EOB
     + _STEPS,
