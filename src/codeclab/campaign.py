@@ -535,11 +535,10 @@ class Workers:
         """The records of lost jobs that are final (saved before the worker died, or lost too
         often); the others run again in the new pool."""
         records = _stored(store, next(iter(lost.values()))[3], list(lost))
-        again = [i for i in lost if i not in records]
-        for i in again:
-            if self.tries[i] >= LOST_WORKER_TRIES:
+        for i in lost:
+            if i not in records and self.tries[i] >= LOST_WORKER_TRIES:
                 records[i] = _lost(store, lost[i])
-        again = [i for i in again if i not in records]
+        again = [i for i in lost if i not in records]
         if again:
             which = ", ".join(map(str, again))
             say(
